@@ -1,0 +1,166 @@
+"""Cluster stage: turn the evidence graph into stories.
+
+1. HDBSCAN on the sparse `density` distances, per connected component of the candidate graph: dense cores
+   of reports of one event (copies, close rewrites). It adapts to the local density, so it does not merge
+   two events just because their topic is the same.
+2. A noise item joins the core of its most similar neighbour when that evidence is strong enough; else it
+   stays alone (a one-item story, never dropped).
+3. Cores are merged by average linkage on `similarity` while the average over all their member pairs
+   stays at or above `merge_similarity`: the loosely worded reports of one event meet here. Average
+   linkage can only merge along a pair of groups whose own average passes the threshold, so it runs per
+   connected component of that thresholded group graph and stays small.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from pipeline.config import ClusterConfig
+from pipeline.similarity import EvidenceGraph, ItemFeatures, time_decay
+
+
+@dataclass
+class Clustering:
+    """A story label per item (0..k-1, in order of first appearance) and counters."""
+
+    labels: np.ndarray
+    cores: int
+    attached: int
+    merges: int
+
+
+def cluster(graph: EvidenceGraph, config: ClusterConfig) -> Clustering:
+    cores, attached = _density_cores(graph, config)
+    merged, merges = _merge_by_average_linkage(graph, cores, config)
+    return Clustering(labels=_relabel(merged), cores=int(cores.max(initial=-1) + 1), attached=attached, merges=merges)
+
+
+def _density_cores(graph: EvidenceGraph, config: ClusterConfig) -> tuple[np.ndarray, int]:
+    """HDBSCAN labels (noise gets its own label) with noise attached to strong neighbours."""
+    import hdbscan
+
+    n = graph.n
+    labels = np.full(n, -1, dtype=np.int64)
+    distance = graph.matrix(np.maximum(1e-6, 2.0 - 2.0 * np.clip(graph.density, 0.0, 1.0)))
+    count, component = connected_components(distance, directed=False)
+    next_label = 0
+    for part in range(count):
+        members = np.flatnonzero(component == part)
+        if len(members) <= config.min_cluster_size:
+            continue
+        sub = distance[members][:, members]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = hdbscan.HDBSCAN(
+                metric="precomputed",
+                min_cluster_size=config.min_cluster_size,
+                min_samples=min(config.min_samples, len(members) - 1),
+            ).fit_predict(sub)
+        clustered = found >= 0
+        labels[members[clustered]] = found[clustered] + next_label
+        next_label += int(found.max(initial=-1) + 1)
+
+    attached = 0
+    density = graph.matrix(graph.density)
+    for item in np.flatnonzero(labels < 0):
+        start, end = density.indptr[item], density.indptr[item + 1]
+        neighbours, scores = density.indices[start:end], density.data[start:end]
+        in_core = labels[neighbours] >= 0
+        if in_core.any():
+            best = np.argmax(np.where(in_core, scores, -np.inf))
+            if scores[best] >= config.attach_similarity:
+                labels[item] = labels[neighbours[best]]
+                attached += 1
+    for item in np.flatnonzero(labels < 0):
+        labels[item] = next_label
+        next_label += 1
+    return labels, attached
+
+
+def group_similarity(
+    features: ItemFeatures, labels: np.ndarray, left: np.ndarray, right: np.ndarray, config: ClusterConfig
+) -> np.ndarray:
+    """Mean pair similarity between groups `left[k]` and `right[k]`, exactly, from per-group sums.
+
+    Cosine and TF-IDF products are bilinear, so the mean over all |A|·|B| pairs is the product of the
+    groups' summed vectors divided by |A|·|B|: no pair needs to be in the candidate graph.
+    """
+    groups = int(labels.max(initial=-1) + 1)
+    membership = sparse.csr_matrix(
+        (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))), shape=(groups, len(labels))
+    )
+    sizes = np.asarray(membership.sum(axis=1)).ravel()
+    scale = 1.0 / (sizes[left] * sizes[right])
+    vector_sums = membership @ features.vectors
+    embedding = np.einsum("ij,ij->i", vector_sums[left], vector_sums[right]) * scale
+    lexical = []
+    for matrix in (features.words, features.entities):
+        sums = (membership @ matrix).tocsr()
+        lexical.append(np.asarray(sums[left].multiply(sums[right]).sum(axis=1)).ravel() * scale)
+    richness = (membership @ features.richness) / sizes
+    weight = config.lexical_weight * np.minimum(richness[left], richness[right])
+    similarity = (1 - weight) * embedding + weight * (lexical[0] + lexical[1]) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # groups whose items all lack a date
+        known = ~np.isnan(features.timestamps)
+        stamp_sums = membership @ np.where(known, features.timestamps, 0.0)
+        stamp_counts = membership @ known.astype(np.float64)
+        centre = stamp_sums / stamp_counts
+    return similarity * time_decay(np.abs(centre[left] - centre[right]), config.time_scale_hours)
+
+
+def _merge_by_average_linkage(graph: EvidenceGraph, labels: np.ndarray, config: ClusterConfig) -> tuple[np.ndarray, int]:
+    """Average linkage over groups, candidates being the group pairs joined by an edge of the graph."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    groups = int(labels.max(initial=-1) + 1)
+    if groups <= 1:
+        return labels, 0
+    left, right = labels[graph.rows], labels[graph.cols]
+    keys = np.unique(np.minimum(left, right)[left != right] * groups + np.maximum(left, right)[left != right])
+    left, right = keys // groups, keys % groups
+    average = group_similarity(graph.features, labels, left, right, config)
+    strong = average >= config.merge_similarity
+    linked = sparse.coo_matrix((np.ones(int(strong.sum())), (left[strong], right[strong])), shape=(groups, groups))
+    count, component = connected_components(linked, directed=False)
+    result = component.copy()
+    next_label = count
+    for part in np.flatnonzero(np.bincount(component) > 1):
+        members = np.flatnonzero(component == part)
+        pair_left, pair_right = np.triu_indices(len(members), 1)
+        sub_labels = np.full(len(labels), -1)
+        sub_labels[np.isin(labels, members)] = np.searchsorted(members, labels[np.isin(labels, members)])
+        inside = sub_labels >= 0
+        sub_features = _subset(graph.features, inside)
+        pair_similarity = group_similarity(sub_features, sub_labels[inside], pair_left, pair_right, config)
+        tree = linkage(np.clip(1.0 - pair_similarity, 0.0, None), method="average")
+        flat = fcluster(tree, 1.0 - config.merge_similarity, criterion="distance")
+        for sub in np.unique(flat)[1:]:
+            result[members[flat == sub]] = next_label
+            next_label += 1
+    merged = result[labels]
+    return merged, groups - len(np.unique(merged))
+
+
+def _subset(features: ItemFeatures, mask: np.ndarray) -> ItemFeatures:
+    return ItemFeatures(
+        vectors=features.vectors[mask],
+        words=features.words[mask],
+        entities=features.entities[mask],
+        richness=features.richness[mask],
+        timestamps=features.timestamps[mask],
+    )
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Labels 0..k-1 in order of each story's first item, so output is deterministic."""
+    _, first = np.unique(labels, return_index=True)
+    order = np.argsort(first)
+    mapping = np.empty(len(order), dtype=np.int64)
+    mapping[np.unique(labels)[order]] = np.arange(len(order))
+    return mapping[np.searchsorted(np.unique(labels), labels)]

@@ -1,0 +1,158 @@
+"""Normalize stage: clean titles and bodies of raw records into `Article`s.
+
+Cleaning is conservative and idempotent (cleaning clean text changes nothing): Unicode NFKC, HTML entities
+and tags, whitespace, source names glued before or after the text, wire datelines and truncation marks.
+The raw strings are kept beside the clean ones so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+from pipeline.records import Article, RawRecord, content_hash
+
+_TAG = re.compile(r"<[^>]{0,400}>")
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_SPACE = re.compile(r"\s+")
+_ESCAPED_PUNCT = re.compile(r"\\([/()?&'\"])")
+# Trailing "…" or "...", possibly after a comma or space: the mark a feed or search page leaves on a cut text.
+_TRUNCATION = re.compile(r"[\s,;:]*(?:\.{3,}|…)\s*$")
+# "Some Outlet on MSNHeadline": aggregator badges glued to the headline by copy and paste.
+_GLUED_AGGREGATOR = re.compile(
+    r"^(?P<source>[^\n]{2,80}?)\s+(?:on|via)\s+(?:MSN|Yahoo(?:\s+News)?|AOL|Google News|SmartNews|Flipboard)"
+    r"(?=[A-Z0-9\"'‘“])"
+)
+# Wire datelines at the start of a body: "WASHINGTON (Reuters) -", "B RUSSELS—" (a drop cap split off).
+_DATELINE = re.compile(
+    r"^(?:[A-Z][A-Z.'’]*(?:[ ,]+[A-Z][A-Z.'’]*){0,4})(?:,\s*[A-Z][A-Za-z.]+)?"
+    r"(?:\s*\((?:[A-Z][\w.&' ]{0,30})\))?\s*(?:—|–|--|-\s)\s*"
+)
+# Credits and source tags at the end: "(Video: The Washington Post)", "— Ukrinform.", "(Reuters)".
+_CREDIT_TAG = re.compile(
+    r"\s*\((?:(?:Video|Photo|Photos|Image|Credit|Source|Audio)s?:\s*)?(?P<source>[A-Z][\w.&'’ -]{1,50})\)\.?\s*$"
+)
+_DASH_TAG = re.compile(r"\s+[—–]\s*(?P<source>[A-Z][\w.&'’-]*(?:\s+[A-Z][\w.&'’-]*){0,4})\.?\s*$")
+_SEPARATOR_TAG = re.compile(r"\s+[-|–—:]\s+(?P<source>[^-|–—:]{2,60})$")
+_CREDIT_WORDS = {"video", "photo", "photos", "image", "credit", "source", "audio"}
+
+
+def clean_text(value: str | None) -> str:
+    """Unicode, HTML and whitespace cleaning shared by titles, bodies and source names."""
+    if not value:
+        return ""
+    text = html.unescape(html.unescape(value))
+    text = _TAG.sub(" ", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = _ZERO_WIDTH.sub("", text)
+    text = _ESCAPED_PUNCT.sub(r"\1", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def strip_truncation(text: str) -> tuple[str, bool]:
+    """Remove a trailing truncation mark; report whether there was one."""
+    stripped = _TRUNCATION.sub("", text)
+    return stripped, stripped != text
+
+
+def split_glued_source(title: str) -> tuple[str, str | None]:
+    """Split "Outlet on MSNHeadline" into ("Headline", "Outlet")."""
+    match = _GLUED_AGGREGATOR.match(title)
+    if not match:
+        return title, None
+    return title[match.end() :].strip(), match.group("source").strip()
+
+
+def strip_dateline(text: str) -> str:
+    """Remove a wire dateline such as "BRUSSELS —" or "B RUSSELS—" at the start of a body."""
+    match = _DATELINE.match(text)
+    if not match:
+        return text
+    letters = sum(ch.isalpha() for ch in match.group(0))
+    rest = text[match.end() :]
+    if letters < 3 or not rest:
+        return text
+    return rest
+
+
+def strip_source_tags(text: str, source: str | None, *, loose: bool = True) -> tuple[str, str | None]:
+    """Remove credits and source tags at the end of a text; return the text and the source they name.
+
+    `loose` also accepts an unknown short Title Case name ("— Ukrinform."); headlines use the strict form,
+    where "(Update 2)" must survive.
+    """
+    found: str | None = None
+    changed = True
+    while changed and text:
+        changed = False
+        for pattern in (_CREDIT_TAG, _DASH_TAG):
+            match = pattern.search(text)
+            if match and _looks_like_source(match.group("source"), source, match.group(0), loose):
+                found = found or match.group("source").strip().rstrip(".")
+                text = text[: match.start()].rstrip()
+                changed = True
+    return text, found
+
+
+def strip_title_source_suffix(title: str, source: str | None) -> str:
+    """Remove " - Outlet" or " | Outlet" from a headline when it names the record's own source."""
+    match = _SEPARATOR_TAG.search(title)
+    if match and source and _same_name(match.group("source"), source):
+        return title[: match.start()].rstrip()
+    return title
+
+
+def _looks_like_source(candidate: str, source: str | None, whole: str, loose: bool) -> bool:
+    """A tag names a source if it matches the known source, or is an explicit credit, or is short Title Case."""
+    candidate = candidate.strip()
+    if source and _same_name(candidate, source):
+        return True
+    lowered = whole.strip().lstrip("(").lower()
+    if any(lowered.startswith(word) for word in _CREDIT_WORDS):
+        return True
+    if not loose:
+        return False
+    words = candidate.split()
+    return 1 <= len(words) <= 4 and all(w[:1].isupper() or not w[:1].isalpha() for w in words)
+
+
+def _same_name(left: str, right: str) -> bool:
+    def fold(value: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", value.lower())
+
+    return bool(fold(left)) and fold(left) == fold(right)
+
+
+def normalize_record(record: RawRecord, article_id: str | None = None) -> Article:
+    """Clean one raw record into an article; the id defaults to the record's id or its content hash."""
+    title = clean_text(record.title)
+    text = clean_text(record.text)
+    source = clean_text(record.source) or None
+    notes = list(record.notes)
+
+    title, glued = split_glued_source(title)
+    source = source or glued
+    title, title_cut = strip_truncation(title)
+    text, text_cut = strip_truncation(text)
+    if title_cut or text_cut:
+        notes.append("truncated")
+    text = strip_dateline(text)
+    text, text_source = strip_source_tags(text, source)
+    title, title_source = strip_source_tags(title, source, loose=False)
+    source = source or text_source or title_source
+    title = strip_title_source_suffix(title, source)
+
+    return Article(
+        article_id=article_id or record.id or f"h-{content_hash(record.title, record.text)[:16]}",
+        title=title,
+        text=text,
+        title_raw=record.title,
+        text_raw=record.text,
+        source=source,
+        url=clean_text(record.url) or None,
+        published_at=record.published_at,
+        file=record.file,
+        line=record.line,
+        notes=notes,
+    )

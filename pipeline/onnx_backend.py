@@ -1,0 +1,126 @@
+"""ONNX Runtime encoder for a sentence-transformers model directory (mean pooling, as all-MiniLM-L6-v2).
+
+The model is exported locally from the same weights (no download) the first time, optionally quantized to
+int8 with dynamic quantization, and kept in a cache folder keyed by the weights' hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("STORYCLUST_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "storyclust"
+    )
+    return Path(root)
+
+
+def _weights_digest(model_dir: Path) -> str:
+    digest = hashlib.sha1()
+    for name in ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json"):
+        path = model_dir / name
+        if path.exists():
+            digest.update(name.encode())
+            digest.update(str(path.stat().st_size).encode())
+            with path.open("rb") as handle:
+                digest.update(handle.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def _max_length(model_dir: Path) -> int:
+    config = model_dir / "sentence_bert_config.json"
+    if config.exists():
+        return int(json.loads(config.read_text()).get("max_seq_length", 256))
+    return 256
+
+
+def export_onnx(model_dir: Path, target: Path) -> None:
+    """Export the transformer to ONNX with dynamic batch and sequence axes (needs torch, once)."""
+    import torch
+    from transformers import AutoModel
+
+    class Wrapped(torch.nn.Module):
+        """Positional inputs for the exporter; the transformer's own forward takes keywords."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = AutoModel.from_pretrained(str(model_dir))
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    model = Wrapped().eval()
+    sample = torch.ones((1, 8), dtype=torch.long)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (sample, sample, torch.zeros_like(sample)),
+            str(partial),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")}
+            | {"last_hidden_state": {0: "batch", 1: "sequence"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    os.replace(partial, target)
+
+
+def quantize(source: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8)
+    os.replace(partial, target)
+
+
+class OnnxEncoder:
+    """Tokenize with the model's fast tokenizer, run the ONNX graph, mean-pool and L2-normalise."""
+
+    def __init__(self, model_dir: Path, quantized: bool) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        folder = cache_dir() / "onnx" / _weights_digest(model_dir)
+        fp32 = folder / "model.onnx"
+        if not fp32.exists():
+            export_onnx(model_dir, fp32)
+        path = fp32
+        if quantized:
+            path = folder / "model.int8.onnx"
+            if not path.exists():
+                quantize(fp32, path)
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=_max_length(model_dir))
+        self.tokenizer.enable_padding()
+
+    def encode(self, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
+        from tqdm import tqdm
+
+        out: list[np.ndarray] = []
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc="embed", unit="batch", disable=not progress, leave=False):
+            encodings = self.tokenizer.encode_batch(texts[start : start + batch_size])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            out.append(pooled.astype(np.float32))
+        return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)

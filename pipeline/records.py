@@ -1,0 +1,69 @@
+"""Typed records passed between stages: the data contract of the pipeline.
+
+Ingest yields `RawRecord`s and `Reject`s; normalize turns records into `Article`s; later stages add
+columns as numpy arrays keyed by position in the batch (see `pipeline.runner`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Reject:
+    """An input record that was not stored, and why."""
+
+    file: str
+    line: int | None
+    reason: str
+    record: str = ""
+
+
+@dataclass
+class RawRecord:
+    """One record as read from a file, before cleaning. `line` is 1-based (row number for tables)."""
+
+    file: str
+    line: int
+    id: str | None
+    title: str
+    text: str
+    source: str | None = None
+    url: str | None = None
+    published_at: datetime | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Article:
+    """A cleaned news item ready for deduplication, embedding and clustering."""
+
+    article_id: str
+    title: str
+    text: str
+    title_raw: str
+    text_raw: str
+    source: str | None
+    url: str | None
+    published_at: datetime | None
+    file: str
+    line: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def content(self) -> str:
+        """The text the clustering stages look at: cleaned title, then cleaned body."""
+        return f"{self.title}\n{self.text}".strip()
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the raw content: equal hashes mean an exact duplicate report."""
+        return content_hash(self.title_raw, self.text_raw)
+
+
+def content_hash(title: str, text: str) -> str:
+    """Stable hash of a record's title and body, used for exact duplicates and id conflicts."""
+    digest = hashlib.sha1(f"{title}\x1f{text}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
