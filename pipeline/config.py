@@ -52,7 +52,7 @@ class NearDuplicateConfig:
 @dataclass(frozen=True)
 class EmbedConfig:
     model: str = ""
-    backend: str = "onnx-int8"
+    backend: str = "onnx"
     batch_size: int = 64
     max_chars: int = 2000
     cache: bool = True

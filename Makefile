@@ -1,0 +1,41 @@
+# Set-up and common tasks. `make run` and `make test` work on a fresh clone with nothing installed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAMPLE := samples/ukraine-kyiv-nato.txt
+DATA ?= ../shared/data
+
+.PHONY: run test lint eval clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch is installed first and pinned, so pip takes the CPU build and never a multi-GB CUDA one.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/storyclust run $(SAMPLE) --db data/sample.duckdb
+
+test: $(STAMP)
+	$(BIN)/ruff check pipeline tests
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff format --check pipeline tests
+
+# Quality on the labelled sets (each into its own fresh database).
+eval: $(STAMP)
+	for set in ecbplus uci-news-head; do \
+		rm -f data/eval-$$set.duckdb; \
+		HF_HUB_OFFLINE=1 $(BIN)/storyclust run $(DATA)/$$set/docs.jsonl --db data/eval-$$set.duckdb -q && \
+		$(BIN)/storyclust eval --db data/eval-$$set.duckdb --gold $(DATA)/$$set/gold.jsonl --json; \
+	done
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache

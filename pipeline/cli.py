@@ -1,0 +1,197 @@
+"""`storyclust`: a thin command line over the pipeline library.
+
+Exit codes: 0 success (rejected records included), 1 runtime error, 2 bad usage, config or input path,
+75 the database is locked by another run (cron: try again later).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from pipeline.config import FORMATS, Config, load_config
+from pipeline.errors import StoryclustError
+
+DB_HELP = "DuckDB file (default: store.db in the config, data/storyclust.duckdb)."
+
+
+def _fail(problem: StoryclustError) -> None:
+    click.echo(f"storyclust: error: {problem}", err=True)
+    sys.exit(problem.exit_code)
+
+
+def _config(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except StoryclustError as problem:
+        _fail(problem)
+        raise
+
+
+def _db(config: Config, db: str | None) -> str:
+    return db or config.store.db
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="storyclust")
+def main() -> None:
+    """Group news items that report the same event into stories, stored in DuckDB."""
+
+
+@main.command("run")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (see configs/default.toml).")
+@click.option("--db", help=DB_HELP)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Input format (default: from each file's extension).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON line per stage on stderr (counts, seconds).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no story listing.")
+def run_command(inputs: tuple[str, ...], config_path: str | None, db: str | None, fmt: str | None,
+                log_format: str, quiet: bool) -> None:
+    """Read INPUTS (files, folders or globs), cluster new items into stories, store them."""
+    from pipeline.runner import run
+
+    config = _config(config_path)
+
+    def log_stage(stage: str, seconds: float, counts: dict[str, Any]) -> None:
+        if log_format == "json":
+            click.echo(json.dumps({"stage": stage, "seconds": round(seconds, 3), **counts}), err=True)
+        elif not quiet:
+            details = ", ".join(f"{k} {v}" for k, v in counts.items())
+            click.echo(f"  {stage:<16} {seconds:7.2f}s  {details}", err=True)
+
+    try:
+        report = run(list(inputs), config, db=_db(config, db), fmt=fmt, progress=not quiet and log_format == "text",
+                     log=log_stage)
+    except StoryclustError as problem:
+        _fail(problem)
+        return
+    summary = (
+        f"run {report.run_id}: {report.lines_read} records read, {report.articles_new} new articles, "
+        f"{report.already_stored} already stored, {report.duplicates_in_input} duplicates in input, "
+        f"{len(report.rejects)} rejected; stories: {report.stories_new} new, {report.stories_updated} updated, "
+        f"{report.stories_merged} merged"
+    )
+    if log_format == "json":
+        click.echo(json.dumps({"stage": "summary", "run_id": report.run_id, "lines_read": report.lines_read,
+                               "articles_new": report.articles_new, "rejected": len(report.rejects),
+                               "stories_new": report.stories_new, "stories_updated": report.stories_updated,
+                               "stories_merged": report.stories_merged}), err=True)
+    else:
+        click.echo(summary)
+        if report.rejects:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in report.reject_reasons.most_common())
+            click.echo(f"rejected: {reasons} (see the rejects table of {report.db})")
+    if not quiet and log_format == "text" and report.articles_new:
+        _print_stories(report.db, 20)
+
+
+def _print_stories(db: str, limit: int) -> None:
+    from pipeline.store import Store
+
+    with Store(db, read_only=True) as store:
+        rows = store.top_stories(limit)
+    if not rows:
+        click.echo("no stories yet")
+        return
+    click.echo(f"{'story_id':<16} {'size':>5} {'sources':>7}  headline")
+    for story_id, size, sources, _, _, headline in rows:
+        click.echo(f"{story_id:<16} {size:>5} {sources or 0:>7}  {headline}")
+
+
+@main.command("stories")
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many stories.")
+@click.option("--db", help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+def stories_command(limit: int, db: str | None, config_path: str | None) -> None:
+    """List the biggest open stories."""
+    config = _config(config_path)
+    try:
+        _print_stories(_db(config, db), limit)
+    except StoryclustError as problem:
+        _fail(problem)
+
+
+@main.command("show")
+@click.argument("story_id")
+@click.option("--db", help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+def show_command(story_id: str, db: str | None, config_path: str | None) -> None:
+    """Show one story (merged ids resolve to the surviving story) with its members and evidence."""
+    from pipeline.store import Store
+
+    config = _config(config_path)
+    try:
+        with Store(_db(config, db), read_only=True) as store:
+            head, members = store.story(story_id)
+    except StoryclustError as problem:
+        _fail(problem)
+        return
+    resolved, headline, size, sources, first_seen, last_seen, status = head
+    if resolved != story_id:
+        click.echo(f"{story_id} was merged into {resolved}")
+    click.echo(f"{resolved}  {headline}")
+    click.echo(f"size {size}, sources {sources or 0}, first seen {first_seen or '-'}, last seen {last_seen or '-'}, {status}")
+    for article_id, source, published_at, similarity, group, title, text in members:
+        label = title or (text[:100] + ("…" if len(text) > 100 else ""))
+        dup = f" dup-of {group}" if group and group != article_id else ""
+        click.echo(f"  {article_id:<24} sim {similarity if similarity is not None else '-':<6} "
+                   f"{source or '-':<24} {str(published_at or '-'):<19}{dup}  {label}")
+
+
+@main.command("eval")
+@click.option("--gold", required=True, type=click.Path(dir_okay=False), help='Gold file: {"id", "story"} per line.')
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--db", help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+def eval_command(gold: str, as_json: bool, db: str | None, config_path: str | None) -> None:
+    """Score the stories in the database against a gold labelling (BCubed, pairwise F1, ARI)."""
+    from pipeline.evaluate import read_gold, score
+    from pipeline.store import Store
+
+    config = _config(config_path)
+    try:
+        truth = read_gold(gold)
+        with Store(_db(config, db), read_only=True) as store:
+            scores = score(store.memberships(), truth)
+    except StoryclustError as problem:
+        _fail(problem)
+        return
+    if as_json:
+        click.echo(json.dumps(scores.to_dict()))
+        return
+    for key, value in scores.to_dict().items():
+        click.echo(f"{key:<20} {value}")
+
+
+@main.command("prune")
+@click.option("--older-than-days", required=True, type=click.FloatRange(min=0), help="Age of the last item.")
+@click.option("--db", help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+def prune_command(older_than_days: float, db: str | None, config_path: str | None) -> None:
+    """Delete stories (and their articles) whose last item is older than the cutoff."""
+    from pipeline.runner import database_lock
+    from pipeline.store import Store
+
+    config = _config(config_path)
+    path = _db(config, db)
+    try:
+        from pathlib import Path
+
+        if not Path(path).exists():
+            from pipeline.errors import StoreError
+
+            raise StoreError(f"database not found: {path}")
+        with database_lock(Path(path)), Store(path) as store:
+            stories, articles = store.prune(older_than_days)
+    except StoryclustError as problem:
+        _fail(problem)
+        return
+    click.echo(f"pruned {stories} stories and {articles} articles")
+
+
+if __name__ == "__main__":
+    main()

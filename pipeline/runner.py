@@ -1,0 +1,449 @@
+"""The main job: ingest → normalize → near-duplicates → embed → evidence → cluster → headline → store.
+
+Each stage is timed and counted; the counts and seconds go to the `runs` table and, with a log callback,
+to one JSON line per stage. A run holds an exclusive lock on the database (a second run exits with
+`LockedError`), does all its writes in one transaction, and changes nothing when its input is already
+stored. New items are clustered together with the members of stories still open (within
+`stories.window_hours`), then join those stories, start new ones, or merge stories they prove to be one;
+existing memberships never move except through a recorded merge.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import Config
+from pipeline.errors import LockedError
+from pipeline.ingest import ingest
+from pipeline.normalize import normalize_record
+from pipeline.records import Article, Reject
+
+StageLog = Callable[[str, float, dict[str, Any]], None]
+
+
+@dataclass
+class RunReport:
+    """What a run did, for the CLI summary and for tests."""
+
+    run_id: str
+    db: str
+    lines_read: int = 0
+    articles_new: int = 0
+    already_stored: int = 0
+    duplicates_in_input: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    stories_new: int = 0
+    stories_updated: int = 0
+    stories_merged: int = 0
+    embedded: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reject_reasons(self) -> Counter[str]:
+        return Counter(r.reason.split(":")[0] for r in self.rejects)
+
+
+@contextmanager
+def database_lock(db: Path) -> Iterator[None]:
+    """An exclusive, non-blocking lock next to the database; the OS drops it when the process dies."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(f"{db}.lock", "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LockedError(f"another storyclust run is writing {db}; try again later") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def story_id_for(article_id: str) -> str:
+    """A story's id comes from its founding article, so the same input always yields the same ids."""
+    return "s-" + hashlib.sha1(article_id.encode()).hexdigest()[:12]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class _Timer:
+    def __init__(self, report: RunReport, log: StageLog | None) -> None:
+        self.report, self.log = report, log
+
+    @contextmanager
+    def stage(self, name: str, counts: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        counts = {} if counts is None else counts
+        start = time.perf_counter()
+        yield counts
+        seconds = time.perf_counter() - start
+        self.report.stage_seconds[name] = round(self.report.stage_seconds.get(name, 0.0) + seconds, 3)
+        if self.log:
+            self.log(name, seconds, counts)
+
+
+def run(
+    inputs: list[str],
+    config: Config,
+    db: str | Path | None = None,
+    fmt: str | None = None,
+    progress: bool = False,
+    log: StageLog | None = None,
+) -> RunReport:
+    """Run the whole job over `inputs` into the database (default: `config.store.db`)."""
+    from pipeline.store import Store
+
+    db_path = Path(db or config.store.db)
+    run_id = f"r-{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    report = RunReport(run_id=run_id, db=str(db_path))
+    timer = _Timer(report, log)
+    with timer.stage("ingest") as counts:
+        # Read before taking the lock: a bad path fails fast and never touches the database.
+        batch = ingest(inputs, config.input, fmt)
+        counts.update(files=len(batch.files), records=len(batch.records), rejected=len(batch.rejects))
+    report.lines_read = batch.lines_read
+    with database_lock(db_path), Store(db_path) as store:
+        store.start_run(run_id, batch.files, config.to_dict())
+        try:
+            _run_locked(store, batch, config, report, timer, progress)
+        except BaseException as problem:
+            store.finish_run(run_id, "failed", {"error": f"{type(problem).__name__}: {problem}"[:2000]})
+            raise
+    return report
+
+
+def _run_locked(store: Any, batch: Any, config: Config, report: RunReport, timer: _Timer, progress: bool) -> None:
+    rejects = list(batch.rejects)
+    with timer.stage("normalize") as counts:
+        articles, duplicates, conflicts = _normalize(batch.records)
+        rejects.extend(conflicts)
+        report.duplicates_in_input = duplicates
+        stored = store.stored_hashes([a.article_id for a in articles])
+        new: list[Article] = []
+        for article in articles:
+            known = stored.get(article.article_id)
+            if known is None:
+                new.append(article)
+            elif known == article.content_hash:
+                report.already_stored += 1
+            else:
+                rejects.append(
+                    Reject(article.file, article.line, "id already stored with different content", article.article_id)
+                )
+        counts.update(new=len(new), already_stored=report.already_stored, duplicates_in_input=duplicates)
+    report.rejects = rejects
+    report.articles_new = len(new)
+
+    plan = _StoryPlan()
+    vectors_to_cache: dict[str, np.ndarray] = {}
+    if new:
+        plan, vectors_to_cache = _cluster_new(store, new, config, report, timer, progress)
+
+    with timer.stage("store") as counts:
+        with store.transaction():
+            _write(store, report.run_id, new, plan, rejects, vectors_to_cache, config)
+            report.stories_new = len(plan.created)
+            report.stories_updated = len(plan.touched - plan.created)
+            report.stories_merged = len(plan.merges)
+            store.finish_run(
+                report.run_id,
+                "ok",
+                {
+                    "lines_read": report.lines_read,
+                    "articles_new": report.articles_new,
+                    "articles_already_stored": report.already_stored,
+                    "duplicates_in_input": report.duplicates_in_input,
+                    "rejected": len(rejects),
+                    "stories_new": report.stories_new,
+                    "stories_updated": report.stories_updated,
+                    "stories_merged": report.stories_merged,
+                    "stage_seconds": report.stage_seconds,
+                    "counters": {"reject_reasons": dict(report.reject_reasons), "embedded": report.embedded},
+                },
+            )
+        counts.update(articles=len(new), stories=len(plan.touched), rejects=len(rejects))
+
+
+def _normalize(records: list[Any]) -> tuple[list[Article], int, list[Reject]]:
+    """Clean records; an id seen twice is a duplicate (same content) or a reject (different content)."""
+    seen: dict[str, str] = {}
+    articles: list[Article] = []
+    conflicts: list[Reject] = []
+    duplicates = 0
+    for record in records:
+        article = normalize_record(record)
+        previous = seen.get(article.article_id)
+        if previous is None:
+            seen[article.article_id] = article.content_hash
+            articles.append(article)
+        elif previous == article.content_hash:
+            duplicates += 1
+        else:
+            conflicts.append(
+                Reject(record.file, record.line, "id repeated in the input with different content", article.article_id)
+            )
+    return articles, duplicates, conflicts
+
+
+@dataclass
+class _StoryPlan:
+    """What the run will write about stories."""
+
+    members: list[dict[str, Any]] = field(default_factory=list)  # rows for story_members (new articles)
+    stories: list[dict[str, Any]] = field(default_factory=list)  # full rows for touched stories
+    merges: dict[str, str] = field(default_factory=dict)  # old story id -> surviving story id
+    created: set[str] = field(default_factory=set)
+    touched: set[str] = field(default_factory=set)
+
+
+def _context_article(row: dict[str, Any]) -> Article:
+    return Article(
+        article_id=row["article_id"], title=row["title"] or "", text=row["text"] or "",
+        title_raw=row["title_raw"] or "", text_raw=row["text_raw"] or "", source=row["source"], url=row["url"],
+        published_at=row["published_at"], file=row["input_file"] or "", line=row["input_line"] or 0,
+        notes=list(row["notes"] or []),
+    )
+
+
+def _cluster_new(
+    store: Any, new: list[Article], config: Config, report: RunReport, timer: _Timer, progress: bool
+) -> tuple[_StoryPlan, dict[str, np.ndarray]]:
+    from pipeline.cluster import cluster
+    from pipeline.dedup import find_near_duplicates
+    from pipeline.embed import Embedder, model_id
+    from pipeline.similarity import build_graph
+
+    dates = [a.published_at for a in new if a.published_at is not None]
+    context_rows = store.open_story_context(max(dates) if dates else None, config.stories.window_hours)
+    context = [_context_article(row) for row in context_rows]
+    context_story = [row["story_id"] for row in context_rows]
+    items = context + new
+    texts = [a.content for a in items]
+
+    with timer.stage("embed") as counts:
+        model = model_id(config.embed)
+        keys = [text_hash(t[: config.embed.max_chars]) for t in texts]
+        cached = store.cached_vectors(model, sorted(set(keys))) if config.embed.cache else {}
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
+        fresh: dict[str, np.ndarray] = {}
+        if missing:
+            vectors = Embedder(config.embed).encode([t for _, t in missing], progress=progress)
+            fresh = {k: v for (k, _), v in zip(missing, vectors, strict=True)}
+        lookup = cached | fresh
+        vectors = np.stack([lookup[k] for k in keys]).astype(np.float32)
+        report.embedded = len(fresh)
+        counts.update(items=len(items), context=len(context), cached=len(set(keys)) - len(fresh), embedded=len(fresh))
+
+    with timer.stage("near_duplicates") as counts:
+        near = find_near_duplicates(texts, [a.content_hash for a in items], config.near_duplicates)
+        counts.update(pairs=len(near.pairs), exact_groups=near.exact_groups)
+
+    with timer.stage("evidence") as counts:
+        hours = np.array([a.published_at.timestamp() / 3600 if a.published_at else np.nan for a in items])
+        graph = build_graph(texts, vectors, hours, near, config.cluster)
+        counts.update(candidate_pairs=len(graph.rows))
+
+    with timer.stage("cluster") as counts:
+        clustering = cluster(graph, config.cluster)
+        counts.update(cores=clustering.cores, attached=clustering.attached, merges=clustering.merges)
+
+    with timer.stage("headline") as counts:
+        plan = _assign(store, items, context_story, clustering.labels, vectors, near.group)
+        counts.update(stories=len(plan.touched), new_stories=len(plan.created), merged=len(plan.merges))
+    return plan, fresh
+
+
+def _assign(
+    store: Any,
+    items: list[Article],
+    context_story: list[str],
+    labels: np.ndarray,
+    vectors: np.ndarray,
+    near_group: np.ndarray,
+) -> _StoryPlan:
+    """Map clusters onto stories: join, create or merge, never silently move an existing member."""
+    from pipeline.headline import HeadlineCandidate, choose_headline
+
+    plan = _StoryPlan()
+    n_context = len(context_story)
+    story_of = {i: context_story[i] for i in range(n_context)}
+    created_info = store.story_created(sorted(set(context_story)))
+
+    def age_key(story_id: str) -> tuple:
+        first_seen, created_run = created_info.get(story_id, (None, ""))
+        return (first_seen is None, first_seen or datetime.min, created_run or "", story_id)
+
+    for label in np.unique(labels):
+        indices = np.flatnonzero(labels == label)
+        new_indices = [int(i) for i in indices if i >= n_context]
+        if not new_indices:
+            continue  # no new report here: existing stories stay exactly as they are
+        existing = sorted({story_of[int(i)] for i in indices if i < n_context}, key=age_key)
+        if existing:
+            survivor = existing[0]
+            for old in existing[1:]:
+                plan.merges[old] = survivor
+        else:
+            founder = min(new_indices, key=lambda i: (items[i].published_at is None, items[i].published_at or datetime.min, items[i].article_id))
+            survivor = story_id_for(items[founder].article_id)
+            plan.created.add(survivor)
+        for i in new_indices:
+            story_of[i] = survivor
+        plan.touched.add(survivor)
+    # A merged story's members (in this batch) now count for the survivor.
+    for i, story in list(story_of.items()):
+        if story in plan.merges:
+            story_of[i] = plan.merges[story]
+
+    by_story: dict[str, list[int]] = {}
+    for i, story in story_of.items():
+        by_story.setdefault(story, []).append(i)
+    group_first: dict[int, int] = {}
+    for i in range(len(items)):
+        group_first.setdefault(int(near_group[i]), i)
+    group_size = Counter(int(g) for g in near_group)
+    now = datetime.now()
+    for story in sorted(plan.touched):
+        members = sorted(by_story[story])
+        member_vectors = vectors[members]
+        centroid = member_vectors.mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        pairwise = member_vectors @ member_vectors.T
+        np.fill_diagonal(pairwise, -np.inf)
+        for position, i in enumerate(members):
+            if i < n_context:
+                continue
+            nearest = int(np.argmax(pairwise[position])) if len(members) > 1 else None
+            group = int(near_group[i])
+            plan.members.append(
+                {
+                    "story_id": story,
+                    "article_id": items[i].article_id,
+                    "similarity": round(float(member_vectors[position] @ centroid), 4),
+                    "nearest_article_id": items[members[nearest]].article_id if nearest is not None else None,
+                    "nearest_similarity": round(float(pairwise[position, nearest]), 4) if nearest is not None else None,
+                    "near_duplicate_group": items[group_first[group]].article_id if group_size[group] > 1 else None,
+                }
+            )
+        candidates = [
+            HeadlineCandidate(items[i].article_id, items[i].title, items[i].text, "truncated" in items[i].notes)
+            for i in members
+        ]
+        headline = choose_headline(candidates, member_vectors)
+        dates = [items[i].published_at for i in members if items[i].published_at is not None]
+        plan.stories.append(
+            {
+                "story_id": story,
+                "headline": headline.text,
+                "headline_article_id": headline.article_id,
+                "headline_kind": headline.kind,
+                "size": len(members),
+                "sources": len({items[i].source for i in members if items[i].source}),
+                "first_seen": min(dates) if dates else None,
+                "last_seen": max(dates) if dates else None,
+                "updated_at": now,
+            }
+        )
+    return plan
+
+
+def _write(
+    store: Any,
+    run_id: str,
+    new: list[Article],
+    plan: _StoryPlan,
+    rejects: list[Reject],
+    vectors: dict[str, np.ndarray],
+    config: Config,
+) -> None:
+    import pyarrow as pa
+
+    from pipeline.embed import model_id
+
+    db = store.db
+    now = datetime.now()
+    if new:
+        table = pa.table(
+            {
+                "article_id": [a.article_id for a in new],
+                "title": [a.title for a in new],
+                "text": [a.text for a in new],
+                "source": [a.source for a in new],
+                "url": [a.url for a in new],
+                "published_at": pa.array([a.published_at for a in new], type=pa.timestamp("us")),
+                "title_raw": [a.title_raw for a in new],
+                "text_raw": [a.text_raw for a in new],
+                "content_hash": [a.content_hash for a in new],
+                "notes": pa.array([a.notes for a in new], type=pa.list_(pa.string())),
+                "input_file": [a.file for a in new],
+                "input_line": pa.array([a.line for a in new], type=pa.int32()),
+            }
+        )
+        db.register("new_articles", table)
+        db.execute("INSERT INTO articles SELECT *, ? AS run_id, ? AS ingested_at FROM new_articles", [run_id, now])
+        db.unregister("new_articles")
+    if vectors:
+        keys = sorted(vectors)
+        table = pa.table(
+            {
+                "text_hash": keys,
+                "vector": pa.array([vectors[k].tolist() for k in keys], type=pa.list_(pa.float32())),
+            }
+        )
+        db.register("new_vectors", table)
+        db.execute(
+            "INSERT INTO embedding_cache SELECT ? AS model, text_hash, vector FROM new_vectors ON CONFLICT DO NOTHING",
+            [model_id(config.embed)],
+        )
+        db.unregister("new_vectors")
+    for old, survivor in sorted(plan.merges.items()):
+        db.execute("UPDATE story_members SET story_id = ? WHERE story_id = ?", [survivor, old])
+        db.execute("UPDATE story_merges SET story_id = ? WHERE story_id = ?", [survivor, old])
+        db.execute("INSERT INTO story_merges VALUES (?, ?, ?, ?)", [old, survivor, run_id, now])
+        db.execute(
+            "UPDATE stories SET status = 'merged', merged_into = ?, updated_run_id = ?, updated_at = ? WHERE story_id = ?",
+            [survivor, run_id, now, old],
+        )
+    if plan.members:
+        db.executemany(
+            "INSERT INTO story_members VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [[m["story_id"], m["article_id"], m["similarity"], m["nearest_article_id"], m["nearest_similarity"],
+              m["near_duplicate_group"], run_id] for m in plan.members],
+        )
+    for row in plan.stories:
+        db.execute(
+            """
+            INSERT INTO stories VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', NULL, ?, ?, ?)
+            ON CONFLICT (story_id) DO UPDATE SET headline = excluded.headline,
+                headline_article_id = excluded.headline_article_id, headline_kind = excluded.headline_kind,
+                size = excluded.size, sources = excluded.sources, first_seen = excluded.first_seen,
+                last_seen = excluded.last_seen, updated_run_id = excluded.updated_run_id,
+                updated_at = excluded.updated_at
+            """,
+            [row["story_id"], row["headline"], row["headline_article_id"], row["headline_kind"], row["size"],
+             row["sources"], row["first_seen"], row["last_seen"], run_id, run_id, row["updated_at"]],
+        )
+    if rejects:
+        db.executemany(
+            "INSERT INTO rejects VALUES (?, ?, ?, ?, ?)",
+            [[run_id, r.file, r.line, r.reason, r.record] for r in rejects],
+        )
