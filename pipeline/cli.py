@@ -43,14 +43,22 @@ def main() -> None:
 
 @main.command("run")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (see configs/default.toml).")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (see configs/default.toml)."
+)
 @click.option("--db", help=DB_HELP)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Input format (default: from each file's extension).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: one JSON line per stage on stderr (counts, seconds).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON line per stage on stderr (counts, seconds).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no story listing.")
-def run_command(inputs: tuple[str, ...], config_path: str | None, db: str | None, fmt: str | None,
-                log_format: str, quiet: bool) -> None:
+def run_command(
+    inputs: tuple[str, ...], config_path: str | None, db: str | None, fmt: str | None, log_format: str, quiet: bool
+) -> None:
     """Read INPUTS (files, folders or globs), cluster new items into stories, store them."""
     from pipeline.runner import run
 
@@ -64,8 +72,14 @@ def run_command(inputs: tuple[str, ...], config_path: str | None, db: str | None
             click.echo(f"  {stage:<16} {seconds:7.2f}s  {details}", err=True)
 
     try:
-        report = run(list(inputs), config, db=_db(config, db), fmt=fmt, progress=not quiet and log_format == "text",
-                     log=log_stage)
+        report = run(
+            list(inputs),
+            config,
+            db=_db(config, db),
+            fmt=fmt,
+            progress=not quiet and log_format == "text",
+            log=log_stage,
+        )
     except StoryclustError as problem:
         _fail(problem)
         return
@@ -76,10 +90,21 @@ def run_command(inputs: tuple[str, ...], config_path: str | None, db: str | None
         f"{report.stories_merged} merged"
     )
     if log_format == "json":
-        click.echo(json.dumps({"stage": "summary", "run_id": report.run_id, "lines_read": report.lines_read,
-                               "articles_new": report.articles_new, "rejected": len(report.rejects),
-                               "stories_new": report.stories_new, "stories_updated": report.stories_updated,
-                               "stories_merged": report.stories_merged}), err=True)
+        click.echo(
+            json.dumps(
+                {
+                    "stage": "summary",
+                    "run_id": report.run_id,
+                    "lines_read": report.lines_read,
+                    "articles_new": report.articles_new,
+                    "rejected": len(report.rejects),
+                    "stories_new": report.stories_new,
+                    "stories_updated": report.stories_updated,
+                    "stories_merged": report.stories_merged,
+                }
+            ),
+            err=True,
+        )
     else:
         click.echo(summary)
         if report.rejects:
@@ -134,12 +159,16 @@ def show_command(story_id: str, db: str | None, config_path: str | None) -> None
     if resolved != story_id:
         click.echo(f"{story_id} was merged into {resolved}")
     click.echo(f"{resolved}  {headline}")
-    click.echo(f"size {size}, sources {sources or 0}, first seen {first_seen or '-'}, last seen {last_seen or '-'}, {status}")
+    click.echo(
+        f"size {size}, sources {sources or 0}, first seen {first_seen or '-'}, last seen {last_seen or '-'}, {status}"
+    )
     for article_id, source, published_at, similarity, group, title, text in members:
         label = title or (text[:100] + ("…" if len(text) > 100 else ""))
         dup = f" dup-of {group}" if group and group != article_id else ""
-        click.echo(f"  {article_id:<24} sim {similarity if similarity is not None else '-':<6} "
-                   f"{source or '-':<24} {str(published_at or '-'):<19}{dup}  {label}")
+        click.echo(
+            f"  {article_id:<24} sim {similarity if similarity is not None else '-':<6} "
+            f"{source or '-':<24} {str(published_at or '-'):<19}{dup}  {label}"
+        )
 
 
 @main.command("eval")
@@ -154,9 +183,9 @@ def eval_command(gold: str, as_json: bool, db: str | None, config_path: str | No
 
     config = _config(config_path)
     try:
-        truth = read_gold(gold)
         with Store(_db(config, db), read_only=True) as store:
-            scores = score(store.memberships(), truth)
+            memberships = store.memberships()
+        scores = score(memberships, read_gold(gold))
     except StoryclustError as problem:
         _fail(problem)
         return

@@ -114,7 +114,9 @@ def group_similarity(
     return similarity * time_decay(np.abs(centre[left] - centre[right]), config.time_scale_hours)
 
 
-def _merge_by_average_linkage(graph: EvidenceGraph, labels: np.ndarray, config: ClusterConfig) -> tuple[np.ndarray, int]:
+def _merge_by_average_linkage(
+    graph: EvidenceGraph, labels: np.ndarray, config: ClusterConfig
+) -> tuple[np.ndarray, int]:
     """Average linkage over groups, candidates being the group pairs joined by an edge of the graph."""
     from scipy.cluster.hierarchy import fcluster, linkage
 

@@ -22,7 +22,7 @@ _TRUNCATION = re.compile(r"[\s,;:]*(?:\.{3,}|…)\s*$")
 # "Some Outlet on MSNHeadline": aggregator badges glued to the headline by copy and paste.
 _GLUED_AGGREGATOR = re.compile(
     r"^(?P<source>[^\n]{2,80}?)\s+(?:on|via)\s+(?:MSN|Yahoo(?:\s+News)?|AOL|Google News|SmartNews|Flipboard)"
-    r"(?=[A-Z0-9\"'‘“])"
+    r"(?=[A-Z][a-z]|[0-9\"'‘“])"
 )
 # Wire datelines at the start of a body: "WASHINGTON (Reuters) -", "B RUSSELS—" (a drop cap split off).
 _DATELINE = re.compile(

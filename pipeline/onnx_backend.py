@@ -68,7 +68,9 @@ def export_onnx(model_dir: Path, target: Path) -> None:
             str(partial),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["last_hidden_state"],
-            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")}
+            dynamic_axes={
+                name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")
+            }
             | {"last_hidden_state": {0: "batch", 1: "sequence"}},
             opset_version=17,
             dynamo=False,

@@ -217,9 +217,16 @@ class _StoryPlan:
 
 def _context_article(row: dict[str, Any]) -> Article:
     return Article(
-        article_id=row["article_id"], title=row["title"] or "", text=row["text"] or "",
-        title_raw=row["title_raw"] or "", text_raw=row["text_raw"] or "", source=row["source"], url=row["url"],
-        published_at=row["published_at"], file=row["input_file"] or "", line=row["input_line"] or 0,
+        article_id=row["article_id"],
+        title=row["title"] or "",
+        text=row["text"] or "",
+        title_raw=row["title_raw"] or "",
+        text_raw=row["text_raw"] or "",
+        source=row["source"],
+        url=row["url"],
+        published_at=row["published_at"],
+        file=row["input_file"] or "",
+        line=row["input_line"] or 0,
         notes=list(row["notes"] or []),
     )
 
@@ -303,7 +310,14 @@ def _assign(
             for old in existing[1:]:
                 plan.merges[old] = survivor
         else:
-            founder = min(new_indices, key=lambda i: (items[i].published_at is None, items[i].published_at or datetime.min, items[i].article_id))
+            founder = min(
+                new_indices,
+                key=lambda i: (
+                    items[i].published_at is None,
+                    items[i].published_at or datetime.min,
+                    items[i].article_id,
+                ),
+            )
             survivor = story_id_for(items[founder].article_id)
             plan.created.add(survivor)
         for i in new_indices:
@@ -426,8 +440,18 @@ def _write(
     if plan.members:
         db.executemany(
             "INSERT INTO story_members VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [[m["story_id"], m["article_id"], m["similarity"], m["nearest_article_id"], m["nearest_similarity"],
-              m["near_duplicate_group"], run_id] for m in plan.members],
+            [
+                [
+                    m["story_id"],
+                    m["article_id"],
+                    m["similarity"],
+                    m["nearest_article_id"],
+                    m["nearest_similarity"],
+                    m["near_duplicate_group"],
+                    run_id,
+                ]
+                for m in plan.members
+            ],
         )
     for row in plan.stories:
         db.execute(
@@ -439,8 +463,19 @@ def _write(
                 last_seen = excluded.last_seen, updated_run_id = excluded.updated_run_id,
                 updated_at = excluded.updated_at
             """,
-            [row["story_id"], row["headline"], row["headline_article_id"], row["headline_kind"], row["size"],
-             row["sources"], row["first_seen"], row["last_seen"], run_id, run_id, row["updated_at"]],
+            [
+                row["story_id"],
+                row["headline"],
+                row["headline_article_id"],
+                row["headline_kind"],
+                row["size"],
+                row["sources"],
+                row["first_seen"],
+                row["last_seen"],
+                run_id,
+                run_id,
+                row["updated_at"],
+            ],
         )
     if rejects:
         db.executemany(

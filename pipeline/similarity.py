@@ -129,8 +129,17 @@ def build_graph(
     similarity = (similarity * time_factor).astype(np.float32)
 
     graph = EvidenceGraph(
-        n=n, rows=rows, cols=cols, embedding=embedding, lexical=lexical, entity=entity, jaccard=jaccard,
-        evidence_weight=weight, time_factor=time_factor, similarity=similarity, density=similarity,
+        n=n,
+        rows=rows,
+        cols=cols,
+        embedding=embedding,
+        lexical=lexical,
+        entity=entity,
+        jaccard=jaccard,
+        evidence_weight=weight,
+        time_factor=time_factor,
+        similarity=similarity,
+        density=similarity,
         features=ItemFeatures(vectors, words_matrix, entity_matrix, richness.astype(np.float32), timestamps),
     )
     graph.density = (0.5 * _shared_neighbours(graph, config.shared_neighbours) + 0.5 * similarity).astype(np.float32)

@@ -195,8 +195,21 @@ class Store:
             """,
             [newest, newest, window_hours, window_hours],
         ).fetchall()
-        names = ["article_id", "title", "text", "title_raw", "text_raw", "source", "url", "published_at",
-                 "content_hash", "notes", "input_file", "input_line", "story_id"]
+        names = [
+            "article_id",
+            "title",
+            "text",
+            "title_raw",
+            "text_raw",
+            "source",
+            "url",
+            "published_at",
+            "content_hash",
+            "notes",
+            "input_file",
+            "input_line",
+            "story_id",
+        ]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def story_created(self, story_ids: list[str]) -> dict[str, tuple[Any, str]]:
@@ -260,7 +273,9 @@ class Store:
             )
             self.db.execute("DELETE FROM story_members WHERE story_id IN (SELECT story_id FROM doomed)")
             self.db.execute("DELETE FROM story_merges WHERE story_id IN (SELECT story_id FROM doomed)")
-            self.db.execute("DELETE FROM stories WHERE story_id IN (SELECT story_id FROM doomed) OR merged_into IN (SELECT story_id FROM doomed)")
+            self.db.execute(
+                "DELETE FROM stories WHERE story_id IN (SELECT story_id FROM doomed) OR merged_into IN (SELECT story_id FROM doomed)"
+            )
         return stories, articles
 
 
