@@ -323,10 +323,17 @@ def _assign(
         for i in new_indices:
             story_of[i] = survivor
         plan.touched.add(survivor)
-    # A merged story's members (in this batch) now count for the survivor.
-    for i, story in list(story_of.items()):
-        if story in plan.merges:
-            story_of[i] = plan.merges[story]
+
+    # Merges chain (A into B here, B into C in another cluster): resolve each to its final survivor, then
+    # count a merged story's members, and the stories touched, for that survivor.
+    def survivor_of(story_id: str) -> str:
+        while story_id in plan.merges:
+            story_id = plan.merges[story_id]
+        return story_id
+
+    plan.merges = {old: survivor_of(old) for old in plan.merges}
+    plan.touched = {survivor_of(story) for story in plan.touched}
+    story_of = {i: survivor_of(story) for i, story in story_of.items()}
 
     by_story: dict[str, list[int]] = {}
     for i, story in story_of.items():
