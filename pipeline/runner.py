@@ -304,11 +304,12 @@ def _assign(
         new_indices = [int(i) for i in indices if i >= n_context]
         if not new_indices:
             continue  # no new report here: existing stories stay exactly as they are
-        existing = sorted({story_of[int(i)] for i in indices if i < n_context}, key=age_key)
-        if existing:
-            survivor = existing[0]
-            for old in existing[1:]:
-                plan.merges[old] = survivor
+        support = Counter(story_of[int(i)] for i in indices if i < n_context)
+        if support:
+            # Join the story holding most of the cluster's existing members (the older one on a tie).
+            # Co-occurring in one cluster is not enough to merge whole stories: measured on 12 slices of
+            # uci-news-head, merging on co-occurrence cascades into giant stories (BCubed F1 0.39 vs 0.79).
+            survivor = min(support, key=lambda s: (-support[s], age_key(s)))
         else:
             founder = min(
                 new_indices,
@@ -323,17 +324,6 @@ def _assign(
         for i in new_indices:
             story_of[i] = survivor
         plan.touched.add(survivor)
-
-    # Merges chain (A into B here, B into C in another cluster): resolve each to its final survivor, then
-    # count a merged story's members, and the stories touched, for that survivor.
-    def survivor_of(story_id: str) -> str:
-        while story_id in plan.merges:
-            story_id = plan.merges[story_id]
-        return story_id
-
-    plan.merges = {old: survivor_of(old) for old in plan.merges}
-    plan.touched = {survivor_of(story) for story in plan.touched}
-    story_of = {i: survivor_of(story) for i, story in story_of.items()}
 
     by_story: dict[str, list[int]] = {}
     for i, story in story_of.items():

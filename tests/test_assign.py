@@ -22,23 +22,20 @@ def article(article_id: str, title: str) -> Article:
     return Article(article_id, title, "", title, "", "src", None, None, "f", 1)
 
 
-def test_story_touched_then_merged_by_another_cluster() -> None:
-    # s-a has members in two clusters: {a1, n1} only touches it, {a2, b1, n2} merges it into older s-b.
+def test_new_items_join_the_story_with_most_support_without_merging() -> None:
+    # {a1, a2, b1, n1}: s-a holds most existing members, so n1 joins s-a; s-b is left as it was.
     items = [article(i, f"title {i}") for i in ("a1", "a2", "b1", "n1", "n2")]
-    labels = np.array([0, 1, 1, 0, 1])
+    labels = np.array([0, 0, 0, 0, 1])
     plan = _assign(FakeStore(), items, ["s-a", "s-a", "s-b"], labels, np.eye(5, dtype=np.float32), np.arange(5))
-    assert plan.merges == {"s-a": "s-b"}
+    assert plan.merges == {}
+    assert {m["article_id"]: m["story_id"] for m in plan.members} == {"n1": "s-a", "n2": story_id_for("n2")}
+    assert {row["story_id"]: row["size"] for row in plan.stories} == {"s-a": 3, story_id_for("n2"): 1}
+
+
+def test_a_tie_goes_to_the_older_story_and_untouched_stories_stay() -> None:
+    # {a1, b1, n1}: one member each, s-b is older; {c1} has no new item, so s-c is not rewritten.
+    items = [article(i, f"title {i}") for i in ("a1", "b1", "c1", "n1")]
+    labels = np.array([0, 0, 1, 0])
+    plan = _assign(FakeStore(), items, ["s-a", "s-b", "s-c"], labels, np.eye(4, dtype=np.float32), np.arange(4))
     assert plan.touched == {"s-b"}
-    assert {m["article_id"]: m["story_id"] for m in plan.members} == {"n1": "s-b", "n2": "s-b"}
-    assert [(row["story_id"], row["size"]) for row in plan.stories] == [("s-b", 5)]
-
-
-def test_merges_chain_to_the_oldest_story_and_new_items_found_stories() -> None:
-    # {a1, b1, n1} merges s-a into s-b; {b2, c1, n2} merges s-b into the oldest, s-c; n3 starts a story.
-    items = [article(i, f"title {i}") for i in ("a1", "b1", "b2", "c1", "n1", "n2", "n3")]
-    labels = np.array([0, 0, 1, 1, 0, 1, 2])
-    context = ["s-a", "s-b", "s-b", "s-c"]
-    plan = _assign(FakeStore(), items, context, labels, np.eye(7, dtype=np.float32), np.arange(7))
-    assert plan.merges == {"s-a": "s-c", "s-b": "s-c"}
-    assert plan.touched == {"s-c", story_id_for("n3")}
-    assert {row["story_id"]: row["size"] for row in plan.stories} == {"s-c": 6, story_id_for("n3"): 1}
+    assert {m["article_id"]: m["story_id"] for m in plan.members} == {"n1": "s-b"}
