@@ -208,13 +208,7 @@ def prune_command(older_than_days: float, db: str | None, config_path: str | Non
     config = _config(config_path)
     path = _db(config, db)
     try:
-        from pathlib import Path
-
-        if not Path(path).exists():
-            from pipeline.errors import StoreError
-
-            raise StoreError(f"database not found: {path}")
-        with database_lock(Path(path)), Store(path) as store:
+        with Store(path, create=False) as store, database_lock(store.path):
             stories, articles = store.prune(older_than_days)
     except StoryclustError as problem:
         _fail(problem)

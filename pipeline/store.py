@@ -82,11 +82,11 @@ class StoredArticle:
 class Store:
     """A DuckDB database holding articles, stories and runs."""
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False, create: bool = True) -> None:
         import duckdb
 
         self.path = Path(path)
-        if read_only and not self.path.exists():
+        if (read_only or not create) and not self.path.exists():
             raise StoreError(f"database not found: {self.path} (run `storyclust run` first or pass --db)")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
