@@ -9,6 +9,11 @@
    stays at or above `merge_similarity`: the loosely worded reports of one event meet here. Average
    linkage can only merge along a pair of groups whose own average passes the threshold, so it runs per
    connected component of that thresholded group graph and stays small.
+
+In an incremental run the members of stories already stored come in as fixed groups (`fixed`): only the
+new items go through steps 1 and 2, and step 3 treats each stored story as one group. A new item thus
+joins a story by the same rule that built the story in one run (the average over all its members), and
+two stored stories join only when the new reports make their average pass the threshold.
 """
 
 from __future__ import annotations
@@ -34,23 +39,27 @@ class Clustering:
     merges: int
 
 
-def cluster(graph: EvidenceGraph, config: ClusterConfig) -> Clustering:
-    cores, attached = _density_cores(graph, config)
+def cluster(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarray | None = None) -> Clustering:
+    """Label every item; `fixed[i] >= 0` puts item i in a given group that stays whole (-1: free item)."""
+    fixed = np.full(graph.n, -1, dtype=np.int64) if fixed is None else np.asarray(fixed, dtype=np.int64)
+    cores, attached = _density_cores(graph, config, fixed)
     merged, merges = _merge_by_average_linkage(graph, cores, config)
     return Clustering(labels=_relabel(merged), cores=int(cores.max(initial=-1) + 1), attached=attached, merges=merges)
 
 
-def _density_cores(graph: EvidenceGraph, config: ClusterConfig) -> tuple[np.ndarray, int]:
-    """HDBSCAN labels (noise gets its own label) with noise attached to strong neighbours."""
+def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarray) -> tuple[np.ndarray, int]:
+    """HDBSCAN labels of the free items (noise gets its own label), noise attached to strong neighbours."""
     import hdbscan
 
-    n = graph.n
-    labels = np.full(n, -1, dtype=np.int64)
+    free = fixed < 0
+    labels = fixed.copy()
+    _, labels[~free] = np.unique(fixed[~free], return_inverse=True)
+    next_label = int(labels.max(initial=-1) + 1)
     distance = graph.matrix(np.maximum(1e-6, 2.0 - 2.0 * np.clip(graph.density, 0.0, 1.0)))
-    count, component = connected_components(distance, directed=False)
-    next_label = 0
+    free_index = np.flatnonzero(free)
+    count, component = connected_components(distance[free_index][:, free_index], directed=False)
     for part in range(count):
-        members = np.flatnonzero(component == part)
+        members = free_index[component == part]
         if len(members) <= config.min_cluster_size:
             continue
         sub = distance[members][:, members]

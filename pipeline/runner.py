@@ -4,8 +4,9 @@ Each stage is timed and counted; the counts and seconds go to the `runs` table a
 to one JSON line per stage. A run holds an exclusive lock on the database (a second run exits with
 `LockedError`), does all its writes in one transaction, and changes nothing when its input is already
 stored. New items are clustered together with the members of stories still open (within
-`stories.window_hours`), then join those stories, start new ones, or merge stories they prove to be one;
-existing memberships never move except through a recorded merge.
+`stories.window_hours`), each stored story as one fixed group; new items then join those stories, start
+new ones, or merge stories they prove to be one. Existing memberships never move except through a
+recorded merge (`story_merges`), and the older id survives.
 """
 
 from __future__ import annotations
@@ -270,7 +271,9 @@ def _cluster_new(
         counts.update(candidate_pairs=len(graph.rows))
 
     with timer.stage("cluster") as counts:
-        clustering = cluster(graph, config.cluster)
+        stored_story = {story: number for number, story in enumerate(sorted(set(context_story)))}
+        fixed = np.array([stored_story[s] for s in context_story] + [-1] * len(new), dtype=np.int64)
+        clustering = cluster(graph, config.cluster, fixed)
         counts.update(cores=clustering.cores, attached=clustering.attached, merges=clustering.merges)
 
     with timer.stage("headline") as counts:
@@ -302,14 +305,16 @@ def _assign(
     for label in np.unique(labels):
         indices = np.flatnonzero(labels == label)
         new_indices = [int(i) for i in indices if i >= n_context]
-        if not new_indices:
-            continue  # no new report here: existing stories stay exactly as they are
-        support = Counter(story_of[int(i)] for i in indices if i < n_context)
-        if support:
-            # Join the story holding most of the cluster's existing members (the older one on a tie).
-            # Co-occurring in one cluster is not enough to merge whole stories: measured on 12 slices of
-            # uci-news-head, merging on co-occurrence cascades into giant stories (BCubed F1 0.39 vs 0.79).
-            survivor = min(support, key=lambda s: (-support[s], age_key(s)))
+        stories = sorted({story_of[int(i)] for i in indices if i < n_context}, key=age_key)
+        if not new_indices and len(stories) <= 1:
+            continue  # nothing new here: the story stays exactly as it is
+        if stories:
+            # The cluster stage keeps each stored story whole, so a cluster holding several of them means
+            # their average similarity now passes the merge threshold: the oldest id survives, the merge
+            # is recorded, and the old ids keep resolving.
+            survivor = stories[0]
+            for absorbed in stories[1:]:
+                plan.merges[absorbed] = survivor
         else:
             founder = min(
                 new_indices,
@@ -321,8 +326,8 @@ def _assign(
             )
             survivor = story_id_for(items[founder].article_id)
             plan.created.add(survivor)
-        for i in new_indices:
-            story_of[i] = survivor
+        for i in indices:
+            story_of[int(i)] = survivor
         plan.touched.add(survivor)
 
     by_story: dict[str, list[int]] = {}

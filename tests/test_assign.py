@@ -1,4 +1,4 @@
-"""Incremental assignment: joins, new stories and chained merges, without the model."""
+"""Incremental assignment: joins, new stories and recorded merges, without the model."""
 
 from __future__ import annotations
 
@@ -22,20 +22,32 @@ def article(article_id: str, title: str) -> Article:
     return Article(article_id, title, "", title, "", "src", None, None, "f", 1)
 
 
-def test_new_items_join_the_story_with_most_support_without_merging() -> None:
-    # {a1, a2, b1, n1}: s-a holds most existing members, so n1 joins s-a; s-b is left as it was.
+def test_a_cluster_holding_two_stored_stories_merges_them_into_the_older_one() -> None:
+    # {a1, a2, b1, n1}: the cluster stage kept s-a and s-b whole and still joined them, so they are one
+    # story now: s-b is older and survives, the merge is recorded, n1 joins it; n2 starts its own story.
     items = [article(i, f"title {i}") for i in ("a1", "a2", "b1", "n1", "n2")]
     labels = np.array([0, 0, 0, 0, 1])
     plan = _assign(FakeStore(), items, ["s-a", "s-a", "s-b"], labels, np.eye(5, dtype=np.float32), np.arange(5))
-    assert plan.merges == {}
-    assert {m["article_id"]: m["story_id"] for m in plan.members} == {"n1": "s-a", "n2": story_id_for("n2")}
-    assert {row["story_id"]: row["size"] for row in plan.stories} == {"s-a": 3, story_id_for("n2"): 1}
+    assert plan.merges == {"s-a": "s-b"}
+    assert {m["article_id"]: m["story_id"] for m in plan.members} == {"n1": "s-b", "n2": story_id_for("n2")}
+    assert {row["story_id"]: row["size"] for row in plan.stories} == {"s-b": 4, story_id_for("n2"): 1}
+    assert plan.created == {story_id_for("n2")}
 
 
-def test_a_tie_goes_to_the_older_story_and_untouched_stories_stay() -> None:
-    # {a1, b1, n1}: one member each, s-b is older; {c1} has no new item, so s-c is not rewritten.
+def test_a_chain_of_merges_ends_in_the_oldest_story() -> None:
     items = [article(i, f"title {i}") for i in ("a1", "b1", "c1", "n1")]
-    labels = np.array([0, 0, 1, 0])
+    labels = np.array([0, 0, 0, 0])
     plan = _assign(FakeStore(), items, ["s-a", "s-b", "s-c"], labels, np.eye(4, dtype=np.float32), np.arange(4))
-    assert plan.touched == {"s-b"}
-    assert {m["article_id"]: m["story_id"] for m in plan.members} == {"n1": "s-b"}
+    assert plan.merges == {"s-a": "s-c", "s-b": "s-c"}
+    assert plan.touched == {"s-c"}
+    assert [row["size"] for row in plan.stories] == [4]
+
+
+def test_new_items_join_their_story_and_untouched_stories_stay() -> None:
+    # {a1, n1}: n1 joins s-a; {b1} and {c1} have no new item, so they are not rewritten.
+    items = [article(i, f"title {i}") for i in ("a1", "b1", "c1", "n1")]
+    labels = np.array([0, 1, 2, 0])
+    plan = _assign(FakeStore(), items, ["s-a", "s-b", "s-c"], labels, np.eye(4, dtype=np.float32), np.arange(4))
+    assert plan.touched == {"s-a"}
+    assert plan.merges == {}
+    assert {m["article_id"]: m["story_id"] for m in plan.members} == {"n1": "s-a"}

@@ -1,0 +1,105 @@
+"""Incremental quality: one labelled set split into consecutive time slices, run one after another.
+
+Compares the stories of N sequential runs (as cron would make them) with one run over the whole file,
+then re-runs the last slice and the whole file over the sliced database and checks that no
+(story_id, article_id) pair changed.
+
+    python -m bench.slices ../shared/data/uci-news-head --slices 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config, load_config
+from pipeline.evaluate import read_gold, score
+from pipeline.runner import run
+from pipeline.store import Store
+
+
+def split_by_time(docs: Path, slices: int, out_dir: Path) -> list[Path]:
+    """Write `slices` JSONL files of consecutive items by published_at (undated items last, file order kept)."""
+    lines = [line for line in docs.read_text(encoding="utf-8").splitlines() if line.strip()]
+    keyed = []
+    for position, line in enumerate(lines):
+        stamp = json.loads(line).get("published_at") or ""
+        keyed.append((stamp == "", stamp, position, line))
+    keyed.sort()
+    size = -(-len(keyed) // slices)
+    paths = []
+    for number in range(slices):
+        chunk = keyed[number * size : (number + 1) * size]
+        if not chunk:
+            break
+        path = out_dir / f"slice-{number + 1:02d}.jsonl"
+        path.write_text("".join(row[3] + "\n" for row in chunk), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def memberships(db: Path) -> dict[str, str]:
+    with Store(db, read_only=True) as store:
+        return store.memberships()
+
+
+def compare(data: Path, slices: int, config: Config, work: Path) -> dict[str, Any]:
+    docs, gold = data / "docs.jsonl", read_gold(data / "gold.jsonl")
+    parts = split_by_time(docs, slices, work)
+
+    whole_db = work / "whole.duckdb"
+    start = time.perf_counter()
+    run([str(docs)], config, db=whole_db)
+    whole_seconds = time.perf_counter() - start
+    whole = score(memberships(whole_db), gold)
+
+    sliced_db = work / "sliced.duckdb"
+    start = time.perf_counter()
+    merges = 0
+    for part in parts:
+        merges += run([str(part)], config, db=sliced_db).stories_merged
+    sliced_seconds = time.perf_counter() - start
+    before = memberships(sliced_db)
+    sliced = score(before, gold)
+
+    rerun_last = run([str(parts[-1])], config, db=sliced_db)
+    rerun_whole = run([str(docs)], config, db=sliced_db)
+    after = memberships(sliced_db)
+    changed = sum(1 for article, story in before.items() if after.get(article) != story) + len(set(after) - set(before))
+    return {
+        "data": str(data),
+        "slices": len(parts),
+        "whole": whole.to_dict(),
+        "sliced": sliced.to_dict(),
+        "bcubed_f1_gap": round(whole.bcubed_f1 - sliced.bcubed_f1, 4),
+        "stories_merged_in_slices": merges,
+        "whole_seconds": round(whole_seconds, 1),
+        "sliced_seconds": round(sliced_seconds, 1),
+        "rerun_new_articles": rerun_last.articles_new + rerun_whole.articles_new,
+        "rerun_changed_pairs": changed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder with docs.jsonl and gold.jsonl")
+    parser.add_argument("--slices", type=int, default=12)
+    parser.add_argument("--config", help="TOML config (default: the built-in defaults)")
+    parser.add_argument("--work", type=Path, help="folder for slice files and databases (default: a temp dir)")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+        result = compare(args.data, args.slices, config, args.work)
+    else:
+        with tempfile.TemporaryDirectory() as work:
+            result = compare(args.data, args.slices, config, Path(work))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

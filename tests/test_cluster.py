@@ -1,0 +1,45 @@
+"""The cluster stage on hand-made vectors: fixed groups (stored stories) stay whole, new items join them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.cluster import cluster
+from pipeline.config import ClusterConfig, NearDuplicateConfig
+from pipeline.dedup import find_near_duplicates
+from pipeline.similarity import build_graph
+
+
+def unit(rows: list[list[float]]) -> np.ndarray:
+    vectors = np.array(rows, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def graph_of(vectors: np.ndarray) -> object:
+    texts = [f"item {i}" for i in range(len(vectors))]
+    near = find_near_duplicates(texts, [str(i) for i in range(len(texts))], NearDuplicateConfig())
+    return build_graph(texts, vectors, np.full(len(texts), np.nan), near, ClusterConfig())
+
+
+# Two tight topics (x and y axes) of three items each, far apart.
+TOPICS = unit([[1, 0.05, 0], [1, 0, 0.05], [1, 0.03, 0.03], [0.05, 1, 0], [0, 1, 0.05], [0.03, 1, 0.03]])
+
+
+def test_one_batch_finds_the_two_topics() -> None:
+    labels = cluster(graph_of(TOPICS), ClusterConfig()).labels
+    assert len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1 and labels[0] != labels[3]
+
+
+def test_new_items_join_the_fixed_group_of_their_topic() -> None:
+    fixed = np.array([0, 0, -1, 1, 1, -1])
+    labels = cluster(graph_of(TOPICS), ClusterConfig(), fixed).labels
+    assert labels[2] == labels[0] == labels[1]
+    assert labels[5] == labels[3] == labels[4]
+    assert labels[0] != labels[3]
+
+
+def test_a_fixed_group_is_never_split_even_when_its_members_differ() -> None:
+    # Items 0 and 3 were stored as one story; clustering must keep them together.
+    fixed = np.array([0, -1, -1, 0, -1, -1])
+    labels = cluster(graph_of(TOPICS), ClusterConfig(), fixed).labels
+    assert labels[0] == labels[3]
