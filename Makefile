@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := samples/ukraine-kyiv-nato.txt
 DATA ?= ../shared/data
 
-.PHONY: run test lint eval clean
+.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,11 @@ run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/storyclust run $(SAMPLE) --db data/sample.duckdb
 
 test: $(STAMP)
-	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff check pipeline tests bench
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/ruff format --check pipeline tests
 
 # Quality on the labelled sets (each into its own fresh database).
@@ -36,6 +36,23 @@ eval: $(STAMP)
 		HF_HUB_OFFLINE=1 $(BIN)/storyclust run $(DATA)/$$set/docs.jsonl --db data/eval-$$set.duckdb -q && \
 		$(BIN)/storyclust eval --db data/eval-$$set.duckdb --gold $(DATA)/$$set/gold.jsonl --json; \
 	done
+
+# Benchmarks (not part of `make test`): results as Markdown and JSON under bench/results/.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: bench-compare bench-incremental bench-scale
+
+bench-compare: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.compare $(DATA)/uci-news-head $(DATA)/ecbplus
+
+bench-incremental: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.slices $(DATA)/uci-news-head --slices 12
+
+bench-scale: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.scale 20000 50000 200000
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

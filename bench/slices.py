@@ -5,17 +5,21 @@ then re-runs the last slice and the whole file over the sliced database and chec
 (story_id, article_id) pair changed.
 
     python -m bench.slices ../shared/data/uci-news-head --slices 12
+
+It also times a cold run of the whole file (fresh db, whole process) against a warm re-run of it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import machine, markdown_table, measure
 from pipeline.config import Config, load_config
 from pipeline.evaluate import read_gold, score
 from pipeline.runner import run
@@ -47,14 +51,16 @@ def memberships(db: Path) -> dict[str, str]:
         return store.memberships()
 
 
-def compare(data: Path, slices: int, config: Config, work: Path) -> dict[str, Any]:
+def compare(data: Path, slices: int, config: Config, work: Path, config_path: str | None = None) -> dict[str, Any]:
     docs, gold = data / "docs.jsonl", read_gold(data / "gold.jsonl")
     parts = split_by_time(docs, slices, work)
 
     whole_db = work / "whole.duckdb"
-    start = time.perf_counter()
-    run([str(docs)], config, db=whole_db)
-    whole_seconds = time.perf_counter() - start
+    command = [sys.executable, "-m", "pipeline.cli", "run", str(docs), "--db", str(whole_db), "-q"]
+    if config_path:
+        command += ["--config", config_path]
+    cold = measure(command, {"HF_HUB_OFFLINE": "1"})
+    warm = measure(command, {"HF_HUB_OFFLINE": "1"})
     whole = score(memberships(whole_db), gold)
 
     sliced_db = work / "sliced.duckdb"
@@ -77,7 +83,9 @@ def compare(data: Path, slices: int, config: Config, work: Path) -> dict[str, An
         "sliced": sliced.to_dict(),
         "bcubed_f1_gap": round(whole.bcubed_f1 - sliced.bcubed_f1, 4),
         "stories_merged_in_slices": merges,
-        "whole_seconds": round(whole_seconds, 1),
+        "cold_whole_seconds": cold.seconds,
+        "warm_rerun_seconds": warm.seconds,
+        "warm_to_cold": round(warm.seconds / cold.seconds, 3),
         "sliced_seconds": round(sliced_seconds, 1),
         "rerun_new_articles": rerun_last.articles_new + rerun_whole.articles_new,
         "rerun_changed_pairs": changed,
@@ -89,16 +97,48 @@ def main() -> None:
     parser.add_argument("data", type=Path, help="folder with docs.jsonl and gold.jsonl")
     parser.add_argument("--slices", type=int, default=12)
     parser.add_argument("--config", help="TOML config (default: the built-in defaults)")
-    parser.add_argument("--work", type=Path, help="folder for slice files and databases (default: a temp dir)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     config = load_config(args.config)
-    if args.work:
-        args.work.mkdir(parents=True, exist_ok=True)
-        result = compare(args.data, args.slices, config, args.work)
-    else:
-        with tempfile.TemporaryDirectory() as work:
-            result = compare(args.data, args.slices, config, Path(work))
-    print(json.dumps(result, indent=2))
+    with tempfile.TemporaryDirectory() as work:
+        result = {"machine": machine(), **compare(args.data, args.slices, config, Path(work), args.config)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "incremental.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    whole, sliced = result["whole"], result["sliced"]
+    text = "\n".join(
+        [
+            f"# Incremental runs on {args.data.name}, {result['machine']['date']}",
+            "",
+            markdown_table(
+                ["", "BCubed P", "BCubed R", "BCubed F1", "ARI"],
+                [
+                    [
+                        "one run over the whole file",
+                        whole["bcubed_precision"],
+                        whole["bcubed_recall"],
+                        whole["bcubed_f1"],
+                        whole["ari"],
+                    ],
+                    [
+                        f"{result['slices']} time slices, one run each",
+                        sliced["bcubed_precision"],
+                        sliced["bcubed_recall"],
+                        sliced["bcubed_f1"],
+                        sliced["ari"],
+                    ],
+                ],
+            ),
+            "",
+            f"F1 gap (whole - sliced): {result['bcubed_f1_gap']:+.4f}; stories merged by the slice runs: "
+            f"{result['stories_merged_in_slices']}.",
+            f"Re-running the last slice and then the whole file over the sliced database: "
+            f"{result['rerun_new_articles']} new articles, {result['rerun_changed_pairs']} changed (story_id, article_id) pairs.",
+            f"Whole file, whole process: cold {result['cold_whole_seconds']:.2f} s (fresh db), warm re-run "
+            f"{result['warm_rerun_seconds']:.2f} s = {100 * result['warm_to_cold']:.1f}% of cold.",
+        ]
+    )
+    (args.out / "incremental.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
 
 
 if __name__ == "__main__":

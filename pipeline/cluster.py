@@ -91,6 +91,52 @@ def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarra
     return labels, attached
 
 
+@dataclass
+class _GroupSums:
+    """Per-group sums of the item features: enough to average any pair signal over two whole groups."""
+
+    sizes: np.ndarray
+    vectors: np.ndarray
+    words: sparse.csr_matrix
+    entities: sparse.csr_matrix
+    richness: np.ndarray
+    centre_hours: np.ndarray
+
+    @classmethod
+    def of(cls, features: ItemFeatures, labels: np.ndarray) -> _GroupSums:
+        groups = int(labels.max(initial=-1) + 1)
+        membership = sparse.csr_matrix(
+            (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))), shape=(groups, len(labels))
+        )
+        sizes = np.asarray(membership.sum(axis=1)).ravel()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # groups whose items all lack a date
+            known = ~np.isnan(features.timestamps)
+            centre = (membership @ np.where(known, features.timestamps, 0.0)) / (membership @ known.astype(np.float64))
+        return cls(
+            sizes=sizes,
+            vectors=membership @ features.vectors,
+            words=(membership @ features.words).tocsr(),
+            entities=(membership @ features.entities).tocsr(),
+            richness=(membership @ features.richness) / sizes,
+            centre_hours=centre,
+        )
+
+
+def _combine(
+    embedding: np.ndarray,
+    words: np.ndarray,
+    entities: np.ndarray,
+    richness: tuple[np.ndarray, np.ndarray],
+    hours: tuple[np.ndarray, np.ndarray],
+    config: ClusterConfig,
+) -> np.ndarray:
+    """The pair similarity of `pipeline.similarity`, from group-averaged signals."""
+    weight = config.lexical_weight * np.minimum(*richness)
+    similarity = (1 - weight) * embedding + weight * (words + entities) / 2
+    return similarity * time_decay(np.abs(hours[0] - hours[1]), config.time_scale_hours)
+
+
 def group_similarity(
     features: ItemFeatures, labels: np.ndarray, left: np.ndarray, right: np.ndarray, config: ClusterConfig
 ) -> np.ndarray:
@@ -99,28 +145,31 @@ def group_similarity(
     Cosine and TF-IDF products are bilinear, so the mean over all |A|·|B| pairs is the product of the
     groups' summed vectors divided by |A|·|B|: no pair needs to be in the candidate graph.
     """
-    groups = int(labels.max(initial=-1) + 1)
-    membership = sparse.csr_matrix(
-        (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))), shape=(groups, len(labels))
+    sums = _GroupSums.of(features, labels)
+    scale = 1.0 / (sums.sizes[left] * sums.sizes[right])
+    embedding = np.einsum("ij,ij->i", sums.vectors[left], sums.vectors[right]) * scale
+    words, entities = (
+        np.asarray(m[left].multiply(m[right]).sum(axis=1)).ravel() * scale for m in (sums.words, sums.entities)
     )
-    sizes = np.asarray(membership.sum(axis=1)).ravel()
-    scale = 1.0 / (sizes[left] * sizes[right])
-    vector_sums = membership @ features.vectors
-    embedding = np.einsum("ij,ij->i", vector_sums[left], vector_sums[right]) * scale
-    lexical = []
-    for matrix in (features.words, features.entities):
-        sums = (membership @ matrix).tocsr()
-        lexical.append(np.asarray(sums[left].multiply(sums[right]).sum(axis=1)).ravel() * scale)
-    richness = (membership @ features.richness) / sizes
-    weight = config.lexical_weight * np.minimum(richness[left], richness[right])
-    similarity = (1 - weight) * embedding + weight * (lexical[0] + lexical[1]) / 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # groups whose items all lack a date
-        known = ~np.isnan(features.timestamps)
-        stamp_sums = membership @ np.where(known, features.timestamps, 0.0)
-        stamp_counts = membership @ known.astype(np.float64)
-        centre = stamp_sums / stamp_counts
-    return similarity * time_decay(np.abs(centre[left] - centre[right]), config.time_scale_hours)
+    return _combine(
+        embedding,
+        words,
+        entities,
+        (sums.richness[left], sums.richness[right]),
+        (sums.centre_hours[left], sums.centre_hours[right]),
+        config,
+    )
+
+
+def all_group_similarities(features: ItemFeatures, labels: np.ndarray, config: ClusterConfig) -> np.ndarray:
+    """`group_similarity` for every pair of groups, as a condensed vector (scipy's order), via Gram matrices."""
+    sums = _GroupSums.of(features, labels)
+    scale = 1.0 / np.outer(sums.sizes, sums.sizes)
+    embedding = (sums.vectors @ sums.vectors.T) * scale
+    words, entities = ((m @ m.T).toarray() * scale for m in (sums.words, sums.entities))
+    r, h = sums.richness, sums.centre_hours
+    full = _combine(embedding, words, entities, (r[:, None], r[None, :]), (h[:, None], h[None, :]), config)
+    return full[np.triu_indices(len(sums.sizes), 1)]
 
 
 def _merge_by_average_linkage(
@@ -143,12 +192,9 @@ def _merge_by_average_linkage(
     next_label = count
     for part in np.flatnonzero(np.bincount(component) > 1):
         members = np.flatnonzero(component == part)
-        pair_left, pair_right = np.triu_indices(len(members), 1)
-        sub_labels = np.full(len(labels), -1)
-        sub_labels[np.isin(labels, members)] = np.searchsorted(members, labels[np.isin(labels, members)])
-        inside = sub_labels >= 0
-        sub_features = _subset(graph.features, inside)
-        pair_similarity = group_similarity(sub_features, sub_labels[inside], pair_left, pair_right, config)
+        inside = np.isin(labels, members)
+        sub_labels = np.searchsorted(members, labels[inside])
+        pair_similarity = all_group_similarities(_subset(graph.features, inside), sub_labels, config)
         tree = linkage(np.clip(1.0 - pair_similarity, 0.0, None), method="average")
         flat = fcluster(tree, 1.0 - config.merge_similarity, criterion="distance")
         for sub in np.unique(flat)[1:]:

@@ -66,11 +66,15 @@ def find_near_duplicates(texts: list[str], hashes: list[str], config: NearDuplic
 
     lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
     signatures: dict[int, MinHash] = {}
+    # The permutations depend only on the seed: draw them once, not once per item.
+    template = MinHash(num_perm=config.num_perm, seed=1)
     for i in sorted(first_by_hash.values()):
         grams = shingles(texts[i], config.shingle_words)
         if not grams:
             continue
-        signature = MinHash(num_perm=config.num_perm, seed=1)
+        signature = MinHash(
+            num_perm=config.num_perm, seed=1, permutations=template.permutations, scheme=template.scheme
+        )
         signature.update_batch(list(grams))
         for j in lsh.query(signature):
             jaccard = float(signature.jaccard(signatures[j]))

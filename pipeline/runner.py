@@ -422,7 +422,7 @@ def _write(
         table = pa.table(
             {
                 "text_hash": keys,
-                "vector": pa.array([vectors[k].tolist() for k in keys], type=pa.list_(pa.float32())),
+                "vector": _list_array(np.stack([vectors[k] for k in keys]).astype(np.float32)),
             }
         )
         db.register("new_vectors", table)
@@ -440,47 +440,48 @@ def _write(
             [survivor, run_id, now, old],
         )
     if plan.members:
-        db.executemany(
-            "INSERT INTO story_members VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                [
-                    m["story_id"],
-                    m["article_id"],
-                    m["similarity"],
-                    m["nearest_article_id"],
-                    m["nearest_similarity"],
-                    m["near_duplicate_group"],
-                    run_id,
-                ]
-                for m in plan.members
-            ],
+        members = pa.Table.from_pylist(plan.members)
+        db.register("new_members", members)
+        db.execute(
+            "INSERT INTO story_members SELECT story_id, article_id, similarity, nearest_article_id, "
+            "nearest_similarity, near_duplicate_group, ? AS joined_run_id FROM new_members",
+            [run_id],
         )
-    for row in plan.stories:
+        db.unregister("new_members")
+    if plan.stories:
+        stories = pa.Table.from_pylist(plan.stories)
+        db.register("touched_stories", stories)
         db.execute(
             """
-            INSERT INTO stories VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', NULL, ?, ?, ?)
+            INSERT INTO stories SELECT story_id, headline, headline_article_id, headline_kind, size, sources,
+                first_seen, last_seen, 'open', NULL, ?, ?, updated_at FROM touched_stories
             ON CONFLICT (story_id) DO UPDATE SET headline = excluded.headline,
                 headline_article_id = excluded.headline_article_id, headline_kind = excluded.headline_kind,
                 size = excluded.size, sources = excluded.sources, first_seen = excluded.first_seen,
                 last_seen = excluded.last_seen, updated_run_id = excluded.updated_run_id,
                 updated_at = excluded.updated_at
             """,
-            [
-                row["story_id"],
-                row["headline"],
-                row["headline_article_id"],
-                row["headline_kind"],
-                row["size"],
-                row["sources"],
-                row["first_seen"],
-                row["last_seen"],
-                run_id,
-                run_id,
-                row["updated_at"],
-            ],
+            [run_id, run_id],
         )
+        db.unregister("touched_stories")
     if rejects:
-        db.executemany(
-            "INSERT INTO rejects VALUES (?, ?, ?, ?, ?)",
-            [[run_id, r.file, r.line, r.reason, r.record] for r in rejects],
+        table = pa.table(
+            {
+                "file": [r.file for r in rejects],
+                "line": pa.array([r.line for r in rejects], type=pa.int32()),
+                "reason": [r.reason for r in rejects],
+                "record": [r.record for r in rejects],
+            }
         )
+        db.register("new_rejects", table)
+        db.execute("INSERT INTO rejects SELECT ? AS run_id, file, line, reason, record FROM new_rejects", [run_id])
+        db.unregister("new_rejects")
+
+
+def _list_array(matrix: np.ndarray) -> Any:
+    """Rows of a float32 matrix as an Arrow list column, without a Python float per element."""
+    import pyarrow as pa
+
+    rows, width = matrix.shape
+    offsets = pa.array(np.arange(0, (rows + 1) * width, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))

@@ -1,0 +1,111 @@
+"""Shared by the benchmarks: labelled sets, timed child processes, machine and version records."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = [
+    "storyclust",
+    "torch",
+    "sentence-transformers",
+    "onnxruntime",
+    "hdbscan",
+    "datasketch",
+    "duckdb",
+    "numpy",
+    "scikit-learn",
+    "faiss-cpu",
+    "bertopic",
+]
+
+
+@dataclass
+class LabelledSet:
+    name: str
+    ids: list[str]
+    texts: list[str]  # title and body as read, joined: what a bare encode or a baseline sees
+    gold: dict[str, str]
+
+
+def load_set(folder: Path) -> LabelledSet:
+    ids, texts = [], []
+    for line in (folder / "docs.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            ids.append(str(row["id"]))
+            texts.append(f"{row.get('title') or ''}\n{row.get('text') or ''}".strip())
+    gold = {}
+    for line in (folder / "gold.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            gold[str(row["id"])] = str(row["story"])
+    return LabelledSet(folder.name, ids, texts, gold)
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Wall seconds and peak resident memory of one whole child process (its own rusage, from wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Measured(round(seconds, 2), round(usage.ru_maxrss / 1024, 1), process.returncode, out.read(), err.read())
+
+
+def machine() -> dict[str, object]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except OSError:
+        memory_kb = 0
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_gb": round(memory_kb / 2**20, 1),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": {name: _version(name) for name in PACKAGES},
+    }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

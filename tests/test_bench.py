@@ -1,0 +1,66 @@
+"""The benchmark code on tiny inputs (the benchmarks themselves run with `make bench`, not in tests)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.baselines import cosine_components, minhash_components, plain_hdbscan, singletons_for_noise
+from bench.common import load_set, markdown_table, measure
+from bench.slices import split_by_time
+
+
+def write_set(folder: Path, rows: list[dict], stories: list[str]) -> Path:
+    folder.mkdir()
+    (folder / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    gold = "".join(json.dumps({"id": r["id"], "story": s}) + "\n" for r, s in zip(rows, stories, strict=True))
+    (folder / "gold.jsonl").write_text(gold, encoding="utf-8")
+    return folder
+
+
+def test_split_by_time_keeps_every_item_once_in_time_order(tmp_path: Path) -> None:
+    stamps = ["2024-01-03T00:00:00Z", None, "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", "2024-01-01T12:00:00Z"]
+    rows = [{"id": str(i), "title": f"t{i}", "published_at": s} for i, s in enumerate(stamps)]
+    folder = write_set(tmp_path / "set", rows, ["a"] * 5)
+    parts = split_by_time(folder / "docs.jsonl", 2, tmp_path)
+    ids = [[json.loads(line)["id"] for line in p.read_text().splitlines()] for p in parts]
+    assert ids == [["2", "4", "3"], ["0", "1"]]  # undated last
+
+
+def test_load_set_joins_title_and_text(tmp_path: Path) -> None:
+    rows = [{"id": "x", "title": "Head", "text": "Body"}, {"id": "y", "title": "", "text": "Only body"}]
+    labelled = load_set(write_set(tmp_path / "set", rows, ["a", "b"]))
+    assert labelled.texts == ["Head\nBody", "Only body"]
+    assert labelled.gold == {"x": "a", "y": "b"}
+
+
+def test_baselines_group_what_they_should() -> None:
+    vectors = np.array([[1, 0], [0.99, 0.141], [0, 1], [0.141, 0.99], [-1, 0]], dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = cosine_components([""] * 5, vectors)
+    assert labels[0] == labels[1] and labels[2] == labels[3] and len(set(labels)) == 3
+    texts = ["the cat sat on the mat today", "the cat sat on the mat today!", "a dog ran in the park at noon"]
+    groups = minhash_components(texts, np.zeros((3, 2)))
+    assert groups[0] == groups[1] != groups[2]
+    assert list(singletons_for_noise(np.array([0, -1, 0, -1]))) == [0, 1, 0, 2]
+    points = np.vstack([np.random.default_rng(0).normal(c, 0.01, (4, 2)) for c in ((0, 0), (5, 5))])
+    hdb = plain_hdbscan([""] * 8, points.astype(np.float32), 2)
+    assert len(set(hdb[:4])) == 1 and len(set(hdb[4:])) == 1 and hdb[0] != hdb[4]
+
+
+def test_measure_reports_exit_code_time_and_peak_memory() -> None:
+    result = measure([sys.executable, "-c", "import sys; x = bytearray(50_000_000); sys.exit(3)"])
+    assert result.returncode == 3
+    assert result.peak_mb >= 45
+    assert result.seconds > 0
+
+
+def test_markdown_table_formats_numbers() -> None:
+    assert markdown_table(["a", "b"], [[0.12345, 123.456]]).splitlines() == [
+        "| a | b |",
+        "|---|---|",
+        "| 0.123 | 123.5 |",
+    ]
