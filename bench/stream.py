@@ -13,15 +13,26 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 PREFIXES = ["Reuters - ", "AP: ", "UPDATE 2-", "BREAKING: ", "Analysis: ", "WATCH: "]
 SUFFIXES = [" - BBC News", " | Reuters", " - The Guardian", " (Video)", " - CNN.com", " — Ukrinform."]
-SOURCES = ["Reuters", "AP", "BBC News", "The Guardian", "CNN", "Bloomberg", "Le Monde", "Ukrinform", "NPR", "Al Jazeera"]
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+SOURCES = [
+    "Reuters",
+    "AP",
+    "BBC News",
+    "The Guardian",
+    "CNN",
+    "Bloomberg",
+    "Le Monde",
+    "Ukrinform",
+    "NPR",
+    "Al Jazeera",
+]
+START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def templates_from(folders: list[Path]) -> list[list[str]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from pipeline.config import ClusterConfig
 from pipeline.similarity import EvidenceGraph, ItemFeatures, time_decay
@@ -49,46 +49,73 @@ def cluster(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarray | Non
 
 def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarray) -> tuple[np.ndarray, int]:
     """HDBSCAN labels of the free items (noise gets its own label), noise attached to strong neighbours."""
-    import hdbscan
-
     free = fixed < 0
     labels = fixed.copy()
     _, labels[~free] = np.unique(fixed[~free], return_inverse=True)
     next_label = int(labels.max(initial=-1) + 1)
     distance = graph.matrix(np.maximum(1e-6, 2.0 - 2.0 * np.clip(graph.density, 0.0, 1.0)))
     free_index = np.flatnonzero(free)
-    count, component = connected_components(distance[free_index][:, free_index], directed=False)
-    for part in range(count):
-        members = free_index[component == part]
-        if len(members) <= config.min_cluster_size:
-            continue
-        sub = distance[members][:, members]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            found = hdbscan.HDBSCAN(
-                metric="precomputed",
-                min_cluster_size=config.min_cluster_size,
-                min_samples=min(config.min_samples, len(members) - 1),
-            ).fit_predict(sub)
+    free_distance = distance[free_index][:, free_index].tocsr()
+    count, component = connected_components(free_distance, directed=False)
+    sizes = np.bincount(component, minlength=count)
+    for part in np.flatnonzero(sizes > config.min_cluster_size):
+        inside = np.flatnonzero(component == part)
+        found = sparse_hdbscan(free_distance[inside][:, inside], config.min_cluster_size, config.min_samples)
         clustered = found >= 0
-        labels[members[clustered]] = found[clustered] + next_label
+        labels[free_index[inside[clustered]]] = found[clustered] + next_label
         next_label += int(found.max(initial=-1) + 1)
 
-    attached = 0
-    density = graph.matrix(graph.density)
-    for item in np.flatnonzero(labels < 0):
-        start, end = density.indptr[item], density.indptr[item + 1]
-        neighbours, scores = density.indices[start:end], density.data[start:end]
-        in_core = labels[neighbours] >= 0
-        if in_core.any():
-            best = np.argmax(np.where(in_core, scores, -np.inf))
-            if scores[best] >= config.attach_similarity:
-                labels[item] = labels[neighbours[best]]
-                attached += 1
-    for item in np.flatnonzero(labels < 0):
-        labels[item] = next_label
-        next_label += 1
+    attached = _attach_noise(graph.matrix(graph.density), labels, config.attach_similarity)
+    noise = np.flatnonzero(labels < 0)
+    labels[noise] = next_label + np.arange(len(noise))
     return labels, attached
+
+
+def sparse_hdbscan(distance: sparse.csr_matrix, min_cluster_size: int, min_samples: int) -> np.ndarray:
+    """HDBSCAN on a connected sparse distance graph, in O(edges).
+
+    HDBSCAN is single linkage on mutual reachability distances, so only their minimum spanning tree
+    matters. We compute it with scipy and hand HDBSCAN the tree with min_samples 1: on a tree each
+    point's nearest edge is no longer than any of its edges, so the reachability HDBSCAN recomputes
+    equals the tree's own distances and the result is that of HDBSCAN on the whole graph, without the
+    per-edge Python loop its sparse path runs.
+    """
+    import hdbscan
+
+    n = distance.shape[0]
+    min_samples = max(1, min(min_samples, n - 1))
+    core = _kth_smallest_per_row(distance, min_samples)
+    upper = sparse.triu(distance, k=1).tocoo()
+    reach = np.maximum(upper.data, np.maximum(core[upper.row], core[upper.col]))
+    tree = minimum_spanning_tree(sparse.csr_matrix((reach, (upper.row, upper.col)), shape=(n, n)))
+    tree = (tree + tree.T).tocsr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return hdbscan.HDBSCAN(metric="precomputed", min_cluster_size=min_cluster_size, min_samples=1).fit_predict(tree)
+
+
+def _kth_smallest_per_row(matrix: sparse.csr_matrix, k: int) -> np.ndarray:
+    """The k-th smallest stored value of each row (inf when a row has fewer), as HDBSCAN's core distance."""
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    order = np.lexsort((matrix.data, rows))
+    rank = np.arange(len(order)) - matrix.indptr[rows[order]]
+    result = np.full(matrix.shape[0], np.inf)
+    pick = order[rank == k - 1]
+    result[rows[pick]] = matrix.data[pick]
+    return result
+
+
+def _attach_noise(density: sparse.csr_matrix, labels: np.ndarray, threshold: float) -> int:
+    """Each noise item joins the group of its densest clustered neighbour, if that density passes."""
+    rows = np.repeat(np.arange(density.shape[0]), np.diff(density.indptr))
+    candidate = (labels[rows] < 0) & (labels[density.indices] >= 0) & (density.data >= threshold)
+    rows, cols, scores = rows[candidate], density.indices[candidate], density.data[candidate]
+    if not len(rows):
+        return 0
+    order = np.lexsort((cols, -scores, rows))  # per row: highest density first, ties by index
+    first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+    labels[rows[first]] = labels[cols[first]]
+    return len(first)
 
 
 @dataclass

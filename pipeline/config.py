@@ -69,6 +69,7 @@ class EmbedConfig:
 class ClusterConfig:
     neighbours: int = 30
     shared_neighbours: int = 10
+    exact_neighbours_up_to: int = 20000
     lexical_weight: float = 0.67
     full_text_words: int = 100
     time_scale_hours: float = 48.0
@@ -80,6 +81,7 @@ class ClusterConfig:
     def validate(self) -> None:
         _in_range("cluster.neighbours", self.neighbours, 2, 500)
         _in_range("cluster.shared_neighbours", self.shared_neighbours, 1, self.neighbours)
+        _in_range("cluster.exact_neighbours_up_to", self.exact_neighbours_up_to, 0, 10_000_000)
         _in_range("cluster.lexical_weight", self.lexical_weight, 0.0, 1.0)
         _in_range("cluster.full_text_words", self.full_text_words, 1, 100_000)
         _in_range("cluster.time_scale_hours", self.time_scale_hours, 0.0, 1e6)

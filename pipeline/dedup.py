@@ -3,6 +3,12 @@
 Wire copy and retitled syndication share most word shingles; LSH finds those pairs without comparing
 every pair. The pairs (with their estimated Jaccard) are evidence for clustering, and the groups they form
 are stored per member so a person can see why two items ended up together.
+
+The signatures are datasketch's (`MinHash`, scheme affine32: SHA-1 of each shingle, a MurmurHash3 pre-mix,
+then `a·h + b mod 2^32` for each of its seeded permutations) and the banding is datasketch's `MinHashLSH`
+choice of bands and rows for the threshold. Both are computed for the whole batch at once with numpy:
+building one datasketch object per item costs about 150 µs, half a minute at 200k items.
+`tests/test_dedup.py` checks that signatures and candidate pairs equal datasketch's own.
 """
 
 from __future__ import annotations
@@ -11,10 +17,13 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from pipeline.config import NearDuplicateConfig
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_LARGEST_BUCKET_PAIRS = 64  # in a bigger LSH bucket each item is paired with the next 64 only
 
 
 @dataclass
@@ -35,60 +44,106 @@ def shingles(text: str, size: int) -> set[bytes]:
     return {" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)}
 
 
-def find_near_duplicates(texts: list[str], hashes: list[str], config: NearDuplicateConfig) -> NearDuplicates:
-    """Group exact duplicates by hash and near-duplicates by MinHash LSH over word shingles."""
-    from datasketch import MinHash, MinHashLSH
+def signatures(texts: list[str], config: NearDuplicateConfig) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch MinHash signatures (n × num_perm, uint32) of each text's shingles; `has_shingles` per text."""
+    from datasketch import MinHash
+    from datasketch.hashfunc import sha1_hash32
 
-    n = len(texts)
-    parent = np.arange(n)
+    template = MinHash(num_perm=config.num_perm, seed=1, scheme="affine32")
+    a, b = (np.asarray(p, dtype=np.uint32) for p in template.permutations)
+    vocabulary: dict[bytes, int] = {}
+    owner: list[int] = []
+    shingle_ids: list[int] = []
+    for item, text in enumerate(texts):
+        for gram in shingles(text, config.shingle_words):
+            shingle_ids.append(vocabulary.setdefault(gram, len(vocabulary)))
+            owner.append(item)
+    hashes = _murmur_finalizer(np.array([sha1_hash32(g) for g in vocabulary], dtype=np.uint32))
+    result = np.full((len(texts), config.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    if not owner:
+        return result, np.zeros(len(texts), dtype=bool)
+    owner_array, ids = np.array(owner), np.array(shingle_ids)
+    starts = np.flatnonzero(np.r_[True, owner_array[1:] != owner_array[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    rows_per_block = max(1, (1 << 25) // config.num_perm)  # about 128 MB of products at a time
+    block_start = 0
+    while block_start < len(starts):
+        # As many items as fit in one block of shingle rows (at least one item).
+        block_end = max(block_start + 1, int(np.searchsorted(ends, starts[block_start] + rows_per_block, "right")))
+        first, last = starts[block_start], ends[block_end - 1]
+        with np.errstate(over="ignore"):
+            permuted = hashes[ids[first:last], None] * a + b  # uint32 arithmetic wraps: mod 2^32
+        items = owner_array[starts[block_start:block_end]]
+        result[items] = np.minimum.reduceat(permuted, starts[block_start:block_end] - first, axis=0)
+        block_start = block_end
+    has_shingles = np.zeros(len(texts), dtype=bool)
+    has_shingles[owner_array[starts]] = True
+    return result, has_shingles
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
 
-    def union(i: int, j: int) -> None:
-        a, b = find(i), find(j)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
+def _murmur_finalizer(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, the pre-mix of datasketch's affine32 scheme."""
+    values = values.astype(np.uint32)
+    with np.errstate(over="ignore"):
+        values = values ^ (values >> np.uint32(16))
+        values = values * np.uint32(0x85EBCA6B)
+        values = values ^ (values >> np.uint32(13))
+        values = values * np.uint32(0xC2B2AE35)
+        return values ^ (values >> np.uint32(16))
 
-    first_by_hash: dict[str, int] = {}
-    pairs: dict[tuple[int, int], float] = {}
-    for i, digest in enumerate(hashes):
-        if digest in first_by_hash:
-            j = first_by_hash[digest]
-            pairs[(j, i)] = 1.0
-            union(j, i)
-        else:
-            first_by_hash[digest] = i
-    exact_groups = sum(1 for i in range(n) if find(i) == i)
+
+def candidate_pairs(signature: np.ndarray, config: NearDuplicateConfig) -> np.ndarray:
+    """Pairs (i < j) sharing at least one LSH band, with datasketch's bands and rows for the threshold."""
+    from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
-    signatures: dict[int, MinHash] = {}
-    # The permutations depend only on the seed: draw them once, not once per item.
-    template = MinHash(num_perm=config.num_perm, seed=1)
-    for i in sorted(first_by_hash.values()):
-        grams = shingles(texts[i], config.shingle_words)
-        if not grams:
-            continue
-        signature = MinHash(
-            num_perm=config.num_perm, seed=1, permutations=template.permutations, scheme=template.scheme
-        )
-        signature.update_batch(list(grams))
-        for j in lsh.query(signature):
-            jaccard = float(signature.jaccard(signatures[j]))
-            if jaccard >= config.threshold:
-                pairs[(min(i, j), max(i, j))] = jaccard
-                union(i, j)
-        lsh.insert(i, signature)
-        signatures[i] = signature
-    # Copies of a representative inherit its near-duplicate pairs through the union-find groups.
-    group = np.array([find(i) for i in range(n)], dtype=np.int64)
-    ordered = sorted(pairs)
-    return NearDuplicates(
-        pairs=np.array(ordered, dtype=np.int64).reshape(-1, 2),
-        jaccard=np.array([pairs[p] for p in ordered], dtype=np.float32),
-        group=group,
-        exact_groups=exact_groups,
-    )
+    found: list[np.ndarray] = []
+    for band in range(lsh.b):
+        keys = np.ascontiguousarray(signature[:, band * lsh.r : (band + 1) * lsh.r])
+        _, bucket = np.unique(keys.view(np.dtype((np.void, keys.dtype.itemsize * lsh.r))).ravel(), return_inverse=True)
+        order = np.argsort(bucket, kind="stable")
+        sorted_bucket = bucket[order]
+        for offset in range(1, _LARGEST_BUCKET_PAIRS + 1):
+            same = sorted_bucket[offset:] == sorted_bucket[:-offset]
+            if not same.any():
+                break
+            found.append(np.stack([order[:-offset][same], order[offset:][same]], axis=1))
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = np.concatenate(found)
+    pairs = np.sort(pairs, axis=1)
+    return np.unique(pairs, axis=0)
+
+
+def find_near_duplicates(texts: list[str], hashes: list[str], config: NearDuplicateConfig) -> NearDuplicates:
+    """Group exact duplicates by hash and near-duplicates by MinHash LSH over word shingles."""
+    n = len(texts)
+    first_by_hash: dict[str, int] = {}
+    exact: list[tuple[int, int]] = []
+    for i, digest in enumerate(hashes):
+        j = first_by_hash.setdefault(digest, i)
+        if j != i:
+            exact.append((j, i))
+    representatives = np.array(sorted(first_by_hash.values()), dtype=np.int64)
+    signature, has_shingles = signatures([texts[i] for i in representatives], config)
+    local = candidate_pairs(signature[has_shingles], config)
+    kept = np.flatnonzero(has_shingles)
+    jaccard = np.zeros(0, dtype=np.float32)
+    near = np.zeros((0, 2), dtype=np.int64)
+    if len(local):
+        left, right = kept[local[:, 0]], kept[local[:, 1]]
+        jaccard = np.mean(signature[left] == signature[right], axis=1).astype(np.float32)
+        strong = jaccard >= config.threshold
+        near = np.stack([representatives[left[strong]], representatives[right[strong]]], axis=1)
+        jaccard = jaccard[strong]
+    exact_pairs = np.array(exact, dtype=np.int64).reshape(-1, 2)
+    all_pairs = np.concatenate([exact_pairs, np.sort(near, axis=1)])
+    all_jaccard = np.concatenate([np.ones(len(exact_pairs), dtype=np.float32), jaccard])
+    keys, position = np.unique(all_pairs[:, 0] * max(n, 1) + all_pairs[:, 1], return_index=True)
+    pairs, jaccard = all_pairs[position], all_jaccard[position]
+    # Copies of a representative inherit its near-duplicate pairs through the groups.
+    graph = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    _, first = np.unique(component, return_index=True)
+    group = first[component].astype(np.int64)  # each group is named by its first item
+    return NearDuplicates(pairs=pairs.reshape(-1, 2), jaccard=jaccard, group=group, exact_groups=len(first_by_hash))

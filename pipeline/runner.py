@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import resource
 import time
 import uuid
 from collections import Counter
@@ -98,6 +99,7 @@ class _Timer:
         yield counts
         seconds = time.perf_counter() - start
         self.report.stage_seconds[name] = round(self.report.stage_seconds.get(name, 0.0) + seconds, 3)
+        counts["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         if self.log:
             self.log(name, seconds, counts)
 

@@ -64,3 +64,19 @@ def test_markdown_table_formats_numbers() -> None:
         "|---|---|",
         "| 0.123 | 123.5 |",
     ]
+
+
+def test_stream_is_deterministic_in_time_order_with_known_stories() -> None:
+    from bench.stream import generate, perturb
+
+    templates = [["Fed raises rates by a quarter point", "Fed lifts rates again"], ["Quake hits Chile coast"]]
+    records, gold = generate(300, templates, seed=3)
+    again, _ = generate(300, templates, seed=3)
+    assert records == again
+    assert len(records) == len(gold) == 300
+    assert [r["published_at"] for r in records] == sorted(r["published_at"] for r in records)
+    assert {g["id"] for g in gold} == {r["id"] for r in records}
+    assert len({g["story"] for g in gold}) > 2
+    rng = np.random.default_rng(0)
+    variants = {perturb("The central bank raised its main rate by a quarter point on Tuesday", rng) for _ in range(50)}
+    assert len(variants) > 10  # words dropped or swapped, prefixes, suffixes, truncation

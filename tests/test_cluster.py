@@ -43,3 +43,34 @@ def test_a_fixed_group_is_never_split_even_when_its_members_differ() -> None:
     fixed = np.array([0, -1, -1, 0, -1, -1])
     labels = cluster(graph_of(TOPICS), ClusterConfig(), fixed).labels
     assert labels[0] == labels[3]
+
+
+def test_sparse_hdbscan_matches_hdbscan_on_the_full_graph() -> None:
+    import hdbscan
+    from scipy import sparse
+
+    from pipeline.cluster import sparse_hdbscan
+
+    rng = np.random.default_rng(1)
+    points = np.vstack([rng.normal(c, 0.3, (15, 2)) for c in ((0, 0), (4, 0), (0, 4))])
+    dense = np.linalg.norm(points[:, None] - points[None], axis=2)
+    graph = sparse.csr_matrix(dense)  # every pair present, no zeros off the diagonal
+    for min_samples in (1, 3):
+        expected = hdbscan.HDBSCAN(metric="precomputed", min_cluster_size=3, min_samples=min_samples).fit_predict(dense)
+        assert list(sparse_hdbscan(graph, 3, min_samples)) == list(expected)
+
+
+def test_approximate_neighbours_find_nearly_all_exact_ones() -> None:
+    from pipeline.similarity import approximate_neighbours, exact_neighbours
+
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(40, 32))
+    vectors = (centres[rng.integers(0, 40, 3000)] + rng.normal(scale=0.4, size=(3000, 32))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact, _ = exact_neighbours(vectors, 10)
+    approximate, sims = approximate_neighbours(vectors, 10)
+    assert approximate.shape == exact.shape == (3000, 10)
+    assert not (approximate == np.arange(3000)[:, None]).any()
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact, strict=True)])
+    assert recall > 0.95
+    assert np.allclose(sims[:, 0], np.einsum("ij,ij->i", vectors, vectors[approximate[:, 0]]), atol=1e-4)

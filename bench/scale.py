@@ -1,0 +1,174 @@
+"""`make bench`, part 3: seconds and peak memory per stage on synthetic streams of N items.
+
+The streams come from `bench.stream` (real headlines, perturbed; the N-item stream is the first N items
+of the largest one). Embedding is the one stage this benchmark does not measure: every item's vector is
+computed once with storyclust's own embedder and kept in `bench/cache/`, and each run starts from a fresh
+database whose embedding cache holds them (labelled "cached" in the tables). Every other stage runs as
+in production: `storyclust run` as a whole process on the stream file.
+
+    python -m bench.scale 20000 50000 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import machine, markdown_table, measure
+from bench.stream import generate, templates_from, write_jsonl
+from pipeline.config import Config, load_config
+from pipeline.embed import Embedder, model_id
+from pipeline.ingest import ingest
+from pipeline.normalize import normalize_record
+from pipeline.runner import text_hash
+
+CACHE = Path("bench/cache")
+
+
+def embedded_contents(path: Path, config: Config) -> list[str]:
+    """What the pipeline embeds for each record of a stream file (read and normalized as a run would)."""
+    batch = ingest([str(path)], config.input, None)
+    return [normalize_record(record).content[: config.embed.max_chars] for record in batch.records]
+
+
+def vector_cache(stream: Path, config: Config) -> tuple[dict[str, int], np.ndarray, float]:
+    """Vectors of every distinct text of the stream, computed once by storyclust's embedder and kept."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    target = CACHE / f"{stream.stem}.{model_id(config.embed).replace(':', '-')}.npz"
+    if target.exists():
+        saved = np.load(target)
+        keys = [str(k) for k in saved["keys"]]
+        return {k: i for i, k in enumerate(keys)}, saved["vectors"], float(saved["seconds"])
+    texts = sorted(set(embedded_contents(stream, config)))
+    print(f"embedding {len(texts)} distinct texts once (kept in {target})", file=sys.stderr)
+    start = time.perf_counter()
+    vectors = Embedder(config.embed).encode(texts, progress=True)
+    seconds = time.perf_counter() - start
+    keys = [text_hash(t) for t in texts]
+    np.savez(target, keys=np.array(keys), vectors=vectors, seconds=seconds)
+    return {k: i for i, k in enumerate(keys)}, vectors, seconds
+
+
+def seed_database(db: Path, docs: Path, config: Config, index: dict[str, int], vectors: np.ndarray) -> int:
+    """A fresh database whose embedding cache already holds the vectors of `docs`."""
+    import pyarrow as pa
+
+    from pipeline.runner import _list_array
+    from pipeline.store import Store
+
+    keys = sorted({text_hash(t) for t in embedded_contents(docs, config)})
+    rows = np.array([index[k] for k in keys])
+    with Store(db) as store:
+        store.db.register("seed", pa.table({"text_hash": keys, "vector": _list_array(vectors[rows])}))
+        store.db.execute("INSERT INTO embedding_cache SELECT ?, text_hash, vector FROM seed", [model_id(config.embed)])
+        store.db.unregister("seed")
+    return len(keys)
+
+
+def bench_point(n: int, records: list[dict], work: Path, config: Config, cache: tuple) -> dict[str, Any]:
+    docs = work / f"stream-{n}.jsonl"
+    write_jsonl(records[:n], docs)
+    db = work / f"stream-{n}.duckdb"
+    seeded = seed_database(db, docs, config, cache[0], cache[1])
+    command = [sys.executable, "-m", "pipeline.cli", "run", str(docs), "--db", str(db), "-q", "--log-format", "json"]
+    result = measure(command, {"HF_HUB_OFFLINE": "1"})
+    if result.returncode != 0:
+        raise SystemExit(f"storyclust run failed on {n} items: {result.stderr.strip().splitlines()[-1:]}")
+    stages = {}
+    for line in result.stderr.splitlines():
+        row = json.loads(line) if line.startswith("{") else {}
+        if "seconds" in row:
+            stages[row["stage"]] = {"seconds": row["seconds"], "peak_mb": row.get("peak_mb")}
+    other = {k: v for k, v in stages.items() if k != "embed"}
+    size_mb = db.stat().st_size / 2**20
+    db.unlink()
+    return {
+        "items": n,
+        "cached_vectors": seeded,
+        "stages": stages,
+        "seconds_without_embedding": round(sum(v["seconds"] for v in other.values()), 2),
+        "peak_mb_without_embedding": max(v["peak_mb"] for v in other.values()),
+        "process_seconds": result.seconds,
+        "process_peak_mb": result.peak_mb,
+        "database_mb": round(size_mb, 1),
+        "database_mb_per_100k_articles": round(size_mb * 100_000 / n, 1),
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    points = result["points"]
+    names = list(points[0]["stages"])
+    header = ["items", *[f"{s} s" for s in names], "all but embed s", "peak MB (process)", "db MB"]
+    rows = [
+        [
+            p["items"],
+            *[p["stages"].get(s, {}).get("seconds") for s in names],
+            p["seconds_without_embedding"],
+            p["process_peak_mb"],
+        ]
+        for p in points
+    ]
+    first, last = points[0], points[-1]
+    growth = last["seconds_without_embedding"] / max(first["seconds_without_embedding"], 1e-9)
+    info = result["machine"]
+    return "\n".join(
+        [
+            f"# Scale curve, {info['date']}",
+            "",
+            f"Machine: {info['cpu']}, {info['cpus']} CPUs, {info['memory_gb']} GB. Streams from `bench.stream` "
+            f"(seed {result['seed']}). **embed is cached**: vectors computed beforehand by the same model "
+            f"({result['embedding_seconds_when_cached']:.0f} s for {result['distinct_texts']} distinct texts), read "
+            "from the database's embedding cache during the run.",
+            "",
+            markdown_table(header, rows),
+            "",
+            f"All stages but embedding, {first['items']} -> {last['items']} items: "
+            f"{first['seconds_without_embedding']:.1f} s -> {last['seconds_without_embedding']:.1f} s "
+            f"(x{growth:.1f}); peak memory at {last['items']}: {last['process_peak_mb']:.0f} MB.",
+            f"Database size (articles, stories, members, embedding cache): {last['database_mb_per_100k_articles']:.0f} MB "
+            "per 100k headline-only articles.",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="+", type=int)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    config = load_config(None)
+    largest = max(args.sizes)
+    templates = templates_from([args.data / "uci-news-head", args.data / "ecbplus"])
+    records, _ = generate(largest, templates, args.seed)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    stream = CACHE / f"stream-{largest}-seed{args.seed}.jsonl"
+    if not stream.exists():
+        write_jsonl(records, stream)
+    cache = vector_cache(stream, config)
+    with tempfile.TemporaryDirectory() as work:
+        points = [bench_point(n, records, Path(work), config, cache) for n in sorted(args.sizes)]
+    result = {
+        "machine": machine(),
+        "seed": args.seed,
+        "distinct_texts": len(cache[0]),
+        "embedding_seconds_when_cached": round(cache[2], 1),
+        "points": points,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    text = render(result)
+    (args.out / "scale.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
