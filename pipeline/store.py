@@ -113,7 +113,7 @@ class Store:
         self.close()
 
     def _has_table(self, name: str) -> bool:
-        return bool(self.db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
+        return bool(self.db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
 
     def migrate(self) -> None:
         """Apply the migrations this file has not seen yet, each in its own transaction."""
@@ -235,11 +235,11 @@ class Store:
         seen = set()
         while story_id not in seen:
             seen.add(story_id)
-            row = self.db.execute("SELECT story_id FROM story_merges WHERE old_story_id = ?", [story_id]).fetchone()
+            row = _first(self.db.execute("SELECT story_id FROM story_merges WHERE old_story_id = ?", [story_id]))
             if row is None:
                 break
             story_id = row[0]
-        if not self.db.execute("SELECT 1 FROM stories WHERE story_id = ?", [story_id]).fetchone():
+        if not _first(self.db.execute("SELECT 1 FROM stories WHERE story_id = ?", [story_id])):
             raise NotFoundError(f"no story {story_id!r} in {self.path} (see `storyclust stories`)")
         return story_id
 
@@ -248,7 +248,7 @@ class Store:
         head = self.db.execute(
             "SELECT story_id, headline, size, sources, first_seen, last_seen, status FROM stories WHERE story_id = ?",
             [story_id],
-        ).fetchone()
+        ).fetchall()[0]
         members = self.db.execute(
             "SELECT article_id, source, published_at, similarity, near_duplicate_group, title, text "
             "FROM story_members JOIN articles USING (article_id) WHERE story_id = ? "
@@ -270,8 +270,8 @@ class Store:
             )
             articles = self.db.execute(
                 "SELECT count(*) FROM story_members WHERE story_id IN (SELECT story_id FROM doomed)"
-            ).fetchone()[0]
-            stories = self.db.execute("SELECT count(*) FROM doomed").fetchone()[0]
+            ).fetchall()[0][0]
+            stories = self.db.execute("SELECT count(*) FROM doomed").fetchall()[0][0]
             self.db.execute(
                 "DELETE FROM articles WHERE article_id IN (SELECT article_id FROM story_members "
                 "WHERE story_id IN (SELECT story_id FROM doomed))"
@@ -282,6 +282,12 @@ class Store:
                 "DELETE FROM stories WHERE story_id IN (SELECT story_id FROM doomed) OR merged_into IN (SELECT story_id FROM doomed)"
             )
         return stories, articles
+
+
+def _first(result: Any) -> tuple | None:
+    """The first row or None, reading the result to its end (DuckDB refuses new work on an unfinished one)."""
+    rows = result.fetchall()
+    return rows[0] if rows else None
 
 
 def _frame(columns: dict[str, list[Any]]) -> Any:
