@@ -26,7 +26,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from pipeline.config import ClusterConfig
-from pipeline.similarity import EvidenceGraph, ItemFeatures, time_decay
+from pipeline.similarity import EvidenceGraph, ItemFeatures, pair_cosines, sparse_pair_products, time_decay
 
 
 @dataclass
@@ -168,20 +168,15 @@ def _combine(
     return similarity * time_decay(np.abs(hours[0] - hours[1]), config.time_scale_hours)
 
 
-def group_similarity(
-    features: ItemFeatures, labels: np.ndarray, left: np.ndarray, right: np.ndarray, config: ClusterConfig
-) -> np.ndarray:
+def group_similarity(sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig) -> np.ndarray:
     """Mean pair similarity between groups `left[k]` and `right[k]`, exactly, from per-group sums.
 
     Cosine and TF-IDF products are bilinear, so the mean over all |A|·|B| pairs is the product of the
     groups' summed vectors divided by |A|·|B|: no pair needs to be in the candidate graph.
     """
-    sums = _GroupSums.of(features, labels)
     scale = 1.0 / (sums.sizes[left] * sums.sizes[right])
-    embedding = np.einsum("ij,ij->i", sums.vectors[left], sums.vectors[right]) * scale
-    words, entities = (
-        np.asarray(m[left].multiply(m[right]).sum(axis=1)).ravel() * scale for m in (sums.words, sums.entities)
-    )
+    embedding = pair_cosines(sums.vectors, left, right) * scale
+    words, entities = (sparse_pair_products(m, left, right) * scale for m in (sums.words, sums.entities))
     return _combine(
         embedding,
         words,
@@ -192,15 +187,17 @@ def group_similarity(
     )
 
 
-def all_group_similarities(features: ItemFeatures, labels: np.ndarray, config: ClusterConfig) -> np.ndarray:
-    """`group_similarity` for every pair of groups, as a condensed vector (scipy's order), via Gram matrices."""
-    sums = _GroupSums.of(features, labels)
-    scale = 1.0 / np.outer(sums.sizes, sums.sizes)
-    embedding = (sums.vectors @ sums.vectors.T) * scale
-    words, entities = ((m @ m.T).toarray() * scale for m in (sums.words, sums.entities))
-    r, h = sums.richness, sums.centre_hours
+def all_group_similarities(sums: _GroupSums, groups: np.ndarray, config: ClusterConfig) -> np.ndarray:
+    """`group_similarity` for every pair of the given groups, as a condensed vector (scipy's order), via Gram
+    matrices of their sums."""
+    sizes = sums.sizes[groups]
+    scale = 1.0 / np.outer(sizes, sizes)
+    vectors = sums.vectors[groups]
+    embedding = (vectors @ vectors.T) * scale
+    words, entities = ((m[groups] @ m[groups].T).toarray() * scale for m in (sums.words, sums.entities))
+    r, h = sums.richness[groups], sums.centre_hours[groups]
     full = _combine(embedding, words, entities, (r[:, None], r[None, :]), (h[:, None], h[None, :]), config)
-    return full[np.triu_indices(len(sums.sizes), 1)]
+    return full[np.triu_indices(len(groups), 1)]
 
 
 def _merge_by_average_linkage(
@@ -215,7 +212,8 @@ def _merge_by_average_linkage(
     left, right = labels[graph.rows], labels[graph.cols]
     keys = np.unique(np.minimum(left, right)[left != right] * groups + np.maximum(left, right)[left != right])
     left, right = keys // groups, keys % groups
-    average = group_similarity(graph.features, labels, left, right, config)
+    sums = _GroupSums.of(graph.features, labels)
+    average = group_similarity(sums, left, right, config)
     strong = average >= config.merge_similarity
     linked = sparse.coo_matrix((np.ones(int(strong.sum())), (left[strong], right[strong])), shape=(groups, groups))
     count, component = connected_components(linked, directed=False)
@@ -223,9 +221,7 @@ def _merge_by_average_linkage(
     next_label = count
     for part in np.flatnonzero(np.bincount(component) > 1):
         members = np.flatnonzero(component == part)
-        inside = np.isin(labels, members)
-        sub_labels = np.searchsorted(members, labels[inside])
-        pair_similarity = all_group_similarities(_subset(graph.features, inside), sub_labels, config)
+        pair_similarity = all_group_similarities(sums, members, config)
         tree = linkage(np.clip(1.0 - pair_similarity, 0.0, None), method="average")
         flat = fcluster(tree, 1.0 - config.merge_similarity, criterion="distance")
         for sub in np.unique(flat)[1:]:
@@ -233,16 +229,6 @@ def _merge_by_average_linkage(
             next_label += 1
     merged = result[labels]
     return merged, groups - len(np.unique(merged))
-
-
-def _subset(features: ItemFeatures, mask: np.ndarray) -> ItemFeatures:
-    return ItemFeatures(
-        vectors=features.vectors[mask],
-        words=features.words[mask],
-        entities=features.entities[mask],
-        richness=features.richness[mask],
-        timestamps=features.timestamps[mask],
-    )
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:

@@ -143,10 +143,10 @@ def build_graph(
     keys = np.unique(low[keep].astype(np.int64) * n + high[keep]) if n else np.zeros(0, dtype=np.int64)
     rows, cols = (keys // n).astype(np.int64), (keys % n).astype(np.int64)
 
-    embedding = np.einsum("ij,ij->i", vectors[rows], vectors[cols]).astype(np.float32) if len(rows) else _empty()
+    embedding = pair_cosines(vectors, rows, cols)
     words_matrix, entity_matrix = _tfidf_matrices(texts)
-    lexical = _pair_products(words_matrix, rows, cols)
-    entity = _pair_products(entity_matrix, rows, cols)
+    lexical = sparse_pair_products(words_matrix, rows, cols)
+    entity = sparse_pair_products(entity_matrix, rows, cols)
     jaccard = np.zeros(len(rows), dtype=np.float32)
     if len(near_duplicates.pairs):
         dup_keys = near_duplicates.pairs[:, 0] * n + near_duplicates.pairs[:, 1]
@@ -178,6 +178,15 @@ def build_graph(
     return graph
 
 
+def pair_cosines(vectors: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Dot products of the listed pairs, a chunk at a time (gathering all pairs at once costs 2·pairs·d floats)."""
+    out = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), chunk):
+        end = start + chunk
+        out[start:end] = np.einsum("ij,ij->i", vectors[rows[start:end]], vectors[cols[start:end]])
+    return out
+
+
 def _empty() -> np.ndarray:
     return np.zeros(0, dtype=np.float32)
 
@@ -198,10 +207,16 @@ def _tfidf_matrices(texts: list[str]) -> tuple[sparse.csr_matrix, sparse.csr_mat
     return matrices[0], matrices[1]
 
 
-def _pair_products(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    if not len(rows):
-        return _empty()
-    return np.asarray(matrix[rows].multiply(matrix[cols]).sum(axis=1), dtype=np.float32).ravel()
+def sparse_pair_products(
+    matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray, chunk: int = 262144
+) -> np.ndarray:
+    """Row dot products of the listed pairs of a sparse matrix, a chunk of pairs at a time."""
+    out = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), chunk):
+        end = start + chunk
+        products = matrix[rows[start:end]].multiply(matrix[cols[start:end]])
+        out[start:end] = np.asarray(products.sum(axis=1)).ravel()
+    return out
 
 
 def time_decay(gap_hours: np.ndarray, scale_hours: float) -> np.ndarray:

@@ -113,7 +113,9 @@ class Store:
         self.close()
 
     def _has_table(self, name: str) -> bool:
-        return bool(self.db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
+        return bool(
+            self.db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0]
+        )
 
     def migrate(self) -> None:
         """Apply the migrations this file has not seen yet, each in its own transaction."""
