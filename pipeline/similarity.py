@@ -91,8 +91,8 @@ def approximate_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.
 
     n, dimension = vectors.shape
     k = min(k, n - 1)
-    index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 64
+    index = faiss.IndexHNSWFlat(dimension, 16, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 40
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     index.hnsw.efSearch = max(64, 2 * (k + 1))
     sims, found = index.search(np.ascontiguousarray(vectors, dtype=np.float32), k + 1)
@@ -135,15 +135,20 @@ def build_graph(
 ) -> EvidenceGraph:
     """Candidate pairs and their evidence for one batch (`timestamps` in hours, NaN when unknown)."""
     n = len(texts)
-    neighbours, _ = nearest_neighbours(vectors, config.neighbours, config.exact_neighbours_up_to)
+    neighbours, neighbour_sims = nearest_neighbours(vectors, config.neighbours, config.exact_neighbours_up_to)
     rows = np.concatenate([np.repeat(np.arange(n), neighbours.shape[1]), near_duplicates.pairs[:, 0]])
     cols = np.concatenate([neighbours.ravel(), near_duplicates.pairs[:, 1]])
+    known = np.concatenate([neighbour_sims.ravel(), np.full(len(near_duplicates.pairs), np.nan, dtype=np.float32)])
     low, high = np.minimum(rows, cols), np.maximum(rows, cols)
     keep = low != high
-    keys = np.unique(low[keep].astype(np.int64) * n + high[keep]) if n else np.zeros(0, dtype=np.int64)
+    all_keys = low[keep].astype(np.int64) * n + high[keep]
+    keys, first = np.unique(all_keys, return_index=True) if n else (np.zeros(0, dtype=np.int64), np.zeros(0, int))
     rows, cols = (keys // n).astype(np.int64), (keys % n).astype(np.int64)
 
-    embedding = pair_cosines(vectors, rows, cols)
+    # The neighbour search already scored its pairs; only the other pairs need a dot product.
+    embedding = known[keep][first].astype(np.float32)
+    missing = np.flatnonzero(np.isnan(embedding))
+    embedding[missing] = pair_cosines(vectors, rows[missing], cols[missing])
     words_matrix, entity_matrix = _tfidf_matrices(texts)
     lexical = sparse_pair_products(words_matrix, rows, cols)
     entity = sparse_pair_products(entity_matrix, rows, cols)
@@ -235,7 +240,8 @@ def _shared_neighbours(graph: EvidenceGraph, k: int) -> np.ndarray:
         return _empty()
     full = graph.matrix(graph.similarity).tocsr()
     rows = np.repeat(np.arange(n), np.diff(full.indptr))
-    order = np.lexsort((full.indices, -full.data, rows))  # per row: most similar first, ties by index
+    # Per row, most similar first (similarities lie in [0, 1]); a stable sort keeps ties in index order.
+    order = np.argsort(rows + (1.0 - np.clip(full.data.astype(np.float64), 0.0, 1.0)) * 0.5, kind="stable")
     rank = np.arange(len(order)) - full.indptr[rows[order]]
     top = order[rank < k]
     r = np.concatenate([rows[top], np.arange(n)])
