@@ -58,8 +58,7 @@ def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarra
     free_distance = distance[free_index][:, free_index].tocsr()
     count, component = connected_components(free_distance, directed=False)
     sizes = np.bincount(component, minlength=count)
-    for part in np.flatnonzero(sizes > config.min_cluster_size):
-        inside = np.flatnonzero(component == part)
+    for inside in _members_by_part(component, sizes > config.min_cluster_size):
         found = sparse_hdbscan(free_distance[inside][:, inside], config.min_cluster_size, config.min_samples)
         clustered = found >= 0
         labels[free_index[inside[clustered]]] = found[clustered] + next_label
@@ -99,7 +98,13 @@ def sparse_hdbscan(distance: sparse.csr_matrix, min_cluster_size: int, min_sampl
 
 def _kth_smallest_per_row(matrix: sparse.csr_matrix, k: int) -> np.ndarray:
     """The k-th smallest stored value of each row (inf when a row has fewer), as HDBSCAN's core distance."""
-    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    counts = np.diff(matrix.indptr)
+    if k == 1:  # the common case (min_samples 1): a row minimum
+        result = np.full(matrix.shape[0], np.inf)
+        filled = counts > 0
+        result[filled] = np.minimum.reduceat(matrix.data, matrix.indptr[:-1][filled])
+        return result
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
     order = np.lexsort((matrix.data, rows))
     rank = np.arange(len(order)) - matrix.indptr[rows[order]]
     result = np.full(matrix.shape[0], np.inf)
@@ -222,8 +227,8 @@ def _merge_by_average_linkage(
     count, component = connected_components(linked, directed=False)
     result = component.copy()
     next_label = count
-    for part in np.flatnonzero(np.bincount(component) > 1):
-        members = np.flatnonzero(component == part)
+    # Two groups joined by a strong pair already share their component label: only larger parts need linkage.
+    for members in _members_by_part(component, np.bincount(component) > 2):
         pair_similarity = all_group_similarities(sums, members, config)
         tree = linkage(np.clip(1.0 - pair_similarity, 0.0, None), method="average")
         flat = fcluster(tree, 1.0 - config.merge_similarity, criterion="distance")
@@ -232,6 +237,13 @@ def _merge_by_average_linkage(
             next_label += 1
     merged = result[labels]
     return merged, groups - len(np.unique(merged))
+
+
+def _members_by_part(part_of: np.ndarray, wanted: np.ndarray) -> list[np.ndarray]:
+    """The (sorted) indices of each wanted part, from one sort instead of a scan per part."""
+    order = np.argsort(part_of, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(part_of, minlength=len(wanted)))]
+    return [order[bounds[part] : bounds[part + 1]] for part in np.flatnonzero(wanted)]
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:

@@ -110,9 +110,9 @@ def candidate_pairs(signature: np.ndarray, config: NearDuplicateConfig) -> np.nd
             found.append(np.stack([order[:-offset][same], order[offset:][same]], axis=1))
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
-    pairs = np.concatenate(found)
-    pairs = np.sort(pairs, axis=1)
-    return np.unique(pairs, axis=0)
+    pairs = np.sort(np.concatenate(found), axis=1).astype(np.int64)
+    keys = np.unique(pairs[:, 0] * len(signature) + pairs[:, 1])
+    return np.stack([keys // len(signature), keys % len(signature)], axis=1)
 
 
 def find_near_duplicates(texts: list[str], hashes: list[str], config: NearDuplicateConfig) -> NearDuplicates:
@@ -132,7 +132,12 @@ def find_near_duplicates(texts: list[str], hashes: list[str], config: NearDuplic
     near = np.zeros((0, 2), dtype=np.int64)
     if len(local):
         left, right = kept[local[:, 0]], kept[local[:, 1]]
-        jaccard = np.mean(signature[left] == signature[right], axis=1).astype(np.float32)
+        jaccard = np.concatenate(
+            [
+                np.mean(signature[left[i : i + 65536]] == signature[right[i : i + 65536]], axis=1)
+                for i in range(0, len(left), 65536)
+            ]
+        ).astype(np.float32)
         strong = jaccard >= config.threshold
         near = np.stack([representatives[left[strong]], representatives[right[strong]]], axis=1)
         jaccard = jaccard[strong]
