@@ -195,17 +195,35 @@ def group_similarity(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     )
 
 
-def all_group_similarities(sums: _GroupSums, groups: np.ndarray, config: ClusterConfig) -> np.ndarray:
-    """`group_similarity` for every pair of the given groups, as a condensed vector (scipy's order), via Gram
-    matrices of their sums."""
-    sizes = sums.sizes[groups]
-    scale = 1.0 / np.outer(sizes, sizes)
+def all_group_similarities(
+    sums: _GroupSums, groups: np.ndarray, config: ClusterConfig, block_rows: int = 512
+) -> np.ndarray:
+    """`group_similarity` for every pair of the given groups, as a condensed vector (scipy's order).
+
+    Computed from Gram matrices of the group sums, a block of rows at a time, so a part of m groups needs
+    the m·(m-1)/2 results and no m×m temporaries.
+    """
+    m = len(groups)
+    sizes = sums.sizes[groups].astype(np.float64)
     vectors = sums.vectors[groups]
-    embedding = (vectors @ vectors.T) * scale
-    words, entities = ((m[groups] @ m[groups].T).toarray() * scale for m in (sums.words, sums.entities))
-    r, h = sums.richness[groups], sums.centre_hours[groups]
-    full = _combine(embedding, words, entities, (r[:, None], r[None, :]), (h[:, None], h[None, :]), config)
-    return full[np.triu_indices(len(groups), 1)]
+    words, entities = sums.words[groups].tocsr(), sums.entities[groups].tocsr()
+    richness, hours = sums.richness[groups], sums.centre_hours[groups]
+    parts = []
+    for start in range(0, m - 1, block_rows):
+        end = min(m - 1, start + block_rows)
+        rows = slice(start, end)
+        scale = 1.0 / np.outer(sizes[rows], sizes)
+        block = _combine(
+            (vectors[rows] @ vectors.T) * scale,
+            (words[rows] @ words.T).toarray() * scale,
+            (entities[rows] @ entities.T).toarray() * scale,
+            (richness[rows, None], richness[None, :]),
+            (hours[rows, None], hours[None, :]),
+            config,
+        )
+        upper = np.arange(m)[None, :] > np.arange(start, end)[:, None]
+        parts.append(block[upper])  # row-major: the condensed order
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _merge_by_average_linkage(

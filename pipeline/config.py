@@ -69,7 +69,7 @@ class EmbedConfig:
 class ClusterConfig:
     neighbours: int = 30
     shared_neighbours: int = 10
-    exact_neighbours_up_to: int = 20000
+    exact_neighbours_up_to: int = 10000
     lexical_weight: float = 0.67
     full_text_words: int = 100
     time_scale_hours: float = 48.0

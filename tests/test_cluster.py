@@ -74,3 +74,20 @@ def test_approximate_neighbours_find_nearly_all_exact_ones() -> None:
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact, strict=True)])
     assert recall > 0.95
     assert np.allclose(sims[:, 0], np.einsum("ij,ij->i", vectors, vectors[approximate[:, 0]]), atol=1e-4)
+
+
+def test_all_group_similarities_in_blocks_equal_pairwise_group_averages() -> None:
+    from pipeline.cluster import _GroupSums, all_group_similarities, group_similarity
+
+    rng = np.random.default_rng(4)
+    vectors = unit(rng.normal(size=(12, 5)).tolist())
+    texts = [f"item {i} about {'markets' if i % 2 else 'Ukraine'} number {i % 3}" for i in range(12)]
+    near = find_near_duplicates(texts, [str(i) for i in range(12)], NearDuplicateConfig())
+    stamps = np.where(np.arange(12) % 4 == 0, np.nan, np.arange(12) * 30.0)
+    graph = build_graph(texts, vectors, stamps, near, ClusterConfig())
+    labels = np.array([0, 0, 1, 2, 2, 2, 3, 4, 4, 5, 6, 6])
+    sums = _GroupSums.of(graph.features, labels)
+    groups = np.array([0, 2, 3, 4, 6])
+    left, right = np.triu_indices(len(groups), 1)
+    expected = group_similarity(sums, groups[left], groups[right], ClusterConfig())
+    assert np.allclose(all_group_similarities(sums, groups, ClusterConfig(), block_rows=2), expected, atol=1e-5)
