@@ -304,8 +304,10 @@ def _assign(
         first_seen, created_run = created_info.get(story_id, (None, ""))
         return (first_seen is None, first_seen or datetime.min, created_run or "", story_id)
 
-    for label in np.unique(labels):
-        indices = np.flatnonzero(labels == label)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1], True])
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        indices = order[start:end]
         new_indices = [int(i) for i in indices if i >= n_context]
         stories = sorted({story_of[int(i)] for i in indices if i < n_context}, key=age_key)
         if not new_indices and len(stories) <= 1:

@@ -94,7 +94,7 @@ def approximate_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.
     index = faiss.IndexHNSWFlat(dimension, 16, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 40
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    index.hnsw.efSearch = max(64, 2 * (k + 1))
+    index.hnsw.efSearch = max(48, k + 1)
     sims, found = index.search(np.ascontiguousarray(vectors, dtype=np.float32), k + 1)
     # Drop each item itself (or, when the search missed it, the last hit); a missing hit (-1) becomes a self-pair,
     # which the graph drops.
