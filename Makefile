@@ -52,7 +52,7 @@ bench-incremental: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.slices $(DATA)/uci-news-head --slices 12
 
 bench-scale: $(BENCH_STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.scale 20000 50000 200000
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.scale 20000 50000 200000 --data $(DATA)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -104,3 +104,35 @@ def test_quality_on_labelled_news(tmp_path: Path, name: str, target: float) -> N
         result = score(store.memberships(), read_gold(SHARED_DATA / name / "gold.jsonl"))
     assert result.n_missing_from_db == 0
     assert result.bcubed_f1 >= target, result
+
+
+@pytest.mark.slow
+@needs_shared_data()
+def test_time_slices_keep_ids_record_merges_and_reruns_change_nothing(tmp_path: Path) -> None:
+    from bench.slices import split_by_time
+
+    docs = tmp_path / "docs.jsonl"
+    lines = (SHARED_DATA / "uci-news-head" / "docs.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    docs.write_text("".join(lines[:2000]), encoding="utf-8")
+    parts = split_by_time(docs, 4, tmp_path)
+    db = tmp_path / "sliced.duckdb"
+    seen: dict[str, str] = {}
+    for part in parts:
+        run([str(part)], load_config(), db=db)
+        with Store(db, read_only=True) as store:
+            now = store.memberships()
+            # An article keeps its story unless that story was merged, and then the old id resolves to it.
+            for article, story in seen.items():
+                assert now[article] == story or store.resolve_story(story) == now[article]
+        seen = now
+    assert len(seen) == 2000
+    with duckdb.connect(str(db), read_only=True) as con:
+        merged = con.execute("SELECT old_story_id, story_id FROM story_merges").fetchall()
+        statuses = dict(con.execute("SELECT story_id, status FROM stories").fetchall())
+    assert all(statuses[old] == "merged" and statuses[new] == "open" for old, new in merged)
+    again_last = run([str(parts[-1])], load_config(), db=db)
+    again_all = run([str(docs)], load_config(), db=db)
+    with Store(db, read_only=True) as store:
+        assert store.memberships() == seen
+    assert again_last.articles_new == again_all.articles_new == 0
+    assert again_all.embedded == 0
