@@ -115,8 +115,18 @@ def candidate_pairs(signature: np.ndarray, config: NearDuplicateConfig) -> np.nd
     return np.stack([keys // len(signature), keys % len(signature)], axis=1)
 
 
-def find_near_duplicates(texts: list[str], hashes: list[str], config: NearDuplicateConfig) -> NearDuplicates:
-    """Group exact duplicates by hash and near-duplicates by MinHash LSH over word shingles."""
+def signature_scheme(config: NearDuplicateConfig) -> str:
+    """Names the signatures in the cache: another shingle size or permutation count means other values."""
+    return f"datasketch-affine32-seed1-perm{config.num_perm}-words{config.shingle_words}"
+
+
+def find_near_duplicates(
+    texts: list[str], hashes: list[str], config: NearDuplicateConfig, signature: np.ndarray | None = None
+) -> NearDuplicates:
+    """Group exact duplicates by hash and near-duplicates by MinHash LSH over word shingles.
+
+    `signature` (one row per text, as `signatures` makes them) comes from the cache when known.
+    """
     n = len(texts)
     first_by_hash: dict[str, int] = {}
     exact: list[tuple[int, int]] = []
@@ -125,7 +135,11 @@ def find_near_duplicates(texts: list[str], hashes: list[str], config: NearDuplic
         if j != i:
             exact.append((j, i))
     representatives = np.array(sorted(first_by_hash.values()), dtype=np.int64)
-    signature, has_shingles = signatures([texts[i] for i in representatives], config)
+    if signature is None:
+        signature, has_shingles = signatures([texts[i] for i in representatives], config)
+    else:
+        signature = signature[representatives]
+        has_shingles = (signature != np.iinfo(np.uint32).max).any(axis=1)
     local = candidate_pairs(signature[has_shingles], config)
     kept = np.flatnonzero(has_shingles)
     jaccard = np.zeros(0, dtype=np.float32)

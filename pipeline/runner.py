@@ -157,13 +157,13 @@ def _run_locked(store: Any, batch: Any, config: Config, report: RunReport, timer
     report.articles_new = len(new)
 
     plan = _StoryPlan()
-    vectors_to_cache: dict[str, np.ndarray] = {}
+    fresh = _Fresh()
     if new:
-        plan, vectors_to_cache = _cluster_new(store, new, config, report, timer, progress)
+        plan, fresh = _cluster_new(store, new, config, report, timer, progress)
 
     with timer.stage("store") as counts:
         with store.transaction():
-            _write(store, report.run_id, new, plan, rejects, vectors_to_cache, config)
+            _write(store, report.run_id, new, plan, rejects, fresh, config)
             report.stories_new = len(plan.created)
             report.stories_updated = len(plan.touched - plan.created)
             report.stories_merged = len(plan.merges)
@@ -208,6 +208,15 @@ def _normalize(records: list[Any]) -> tuple[list[Article], int, list[Reject]]:
 
 
 @dataclass
+class _Fresh:
+    """What this run computed for the caches: vectors and MinHash signatures by text hash."""
+
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    signatures: dict[str, np.ndarray] = field(default_factory=dict)
+    scheme: str = ""
+
+
+@dataclass
 class _StoryPlan:
     """What the run will write about stories."""
 
@@ -236,9 +245,9 @@ def _context_article(row: dict[str, Any]) -> Article:
 
 def _cluster_new(
     store: Any, new: list[Article], config: Config, report: RunReport, timer: _Timer, progress: bool
-) -> tuple[_StoryPlan, dict[str, np.ndarray]]:
+) -> tuple[_StoryPlan, _Fresh]:
     from pipeline.cluster import cluster
-    from pipeline.dedup import find_near_duplicates
+    from pipeline.dedup import find_near_duplicates, signature_scheme, signatures
     from pipeline.embed import Embedder, model_id
     from pipeline.similarity import build_graph
 
@@ -264,8 +273,20 @@ def _cluster_new(
         counts.update(items=len(items), context=len(context), cached=len(set(keys)) - len(fresh), embedded=len(fresh))
 
     with timer.stage("near_duplicates") as counts:
-        near = find_near_duplicates(texts, [a.content_hash for a in items], config.near_duplicates)
-        counts.update(pairs=len(near.pairs), exact_groups=near.exact_groups)
+        scheme = signature_scheme(config.near_duplicates)
+        text_keys = [text_hash(t) for t in texts]
+        known = store.cached_signatures(scheme, sorted(set(text_keys)))
+        missing = sorted({k: t for k, t in zip(text_keys, texts, strict=True) if k not in known}.items())
+        fresh_signatures: dict[str, np.ndarray] = {}
+        if missing:
+            computed, _ = signatures([t for _, t in missing], config.near_duplicates)
+            fresh_signatures = {k: row for (k, _), row in zip(missing, computed, strict=True)}
+        lookup = known | fresh_signatures
+        matrix = np.stack([lookup[k] for k in text_keys])
+        near = find_near_duplicates(texts, [a.content_hash for a in items], config.near_duplicates, matrix)
+        counts.update(
+            pairs=len(near.pairs), exact_groups=near.exact_groups, cached=len(known), signed=len(fresh_signatures)
+        )
 
     with timer.stage("evidence") as counts:
         hours = np.array([a.published_at.timestamp() / 3600 if a.published_at else np.nan for a in items])
@@ -281,7 +302,7 @@ def _cluster_new(
     with timer.stage("headline") as counts:
         plan = _assign(store, items, context_story, clustering.labels, vectors, near.group)
         counts.update(stories=len(plan.touched), new_stories=len(plan.created), merged=len(plan.merges))
-    return plan, fresh
+    return plan, _Fresh(vectors=fresh, signatures=fresh_signatures, scheme=scheme)
 
 
 def _assign(
@@ -392,7 +413,7 @@ def _write(
     new: list[Article],
     plan: _StoryPlan,
     rejects: list[Reject],
-    vectors: dict[str, np.ndarray],
+    fresh: _Fresh,
     config: Config,
 ) -> None:
     import pyarrow as pa
@@ -421,20 +442,17 @@ def _write(
         db.register("new_articles", table)
         db.execute("INSERT INTO articles SELECT *, ? AS run_id, ? AS ingested_at FROM new_articles", [run_id, now])
         db.unregister("new_articles")
-    if vectors:
-        keys = sorted(vectors)
-        table = pa.table(
-            {
-                "text_hash": keys,
-                "vector": _list_array(np.stack([vectors[k] for k in keys]).astype(np.float32)),
-            }
-        )
-        db.register("new_vectors", table)
-        db.execute(
-            "INSERT INTO embedding_cache SELECT ? AS model, text_hash, vector FROM new_vectors ON CONFLICT DO NOTHING",
-            [model_id(config.embed)],
-        )
-        db.unregister("new_vectors")
+    for table, kind, values, dtype in (
+        ("embedding_cache", model_id(config.embed), fresh.vectors, np.float32),
+        ("minhash_cache", fresh.scheme, fresh.signatures, np.uint32),
+    ):
+        if not values:
+            continue
+        keys = sorted(values)
+        rows = pa.table({"text_hash": keys, "value": _list_array(np.stack([values[k] for k in keys]).astype(dtype))})
+        db.register("new_cache_rows", rows)
+        db.execute(f"INSERT INTO {table} SELECT ?, text_hash, value FROM new_cache_rows ON CONFLICT DO NOTHING", [kind])
+        db.unregister("new_cache_rows")
     for old, survivor in sorted(plan.merges.items()):
         db.execute("UPDATE story_members SET story_id = ? WHERE story_id = ?", [survivor, old])
         db.execute("UPDATE story_merges SET story_id = ? WHERE story_id = ?", [survivor, old])

@@ -70,6 +70,15 @@ MIGRATIONS: list[tuple[str, str]] = [
             FROM articles a JOIN story_members m USING (article_id) GROUP BY a.source ORDER BY articles DESC;
         """,
     ),
+    (
+        "minhash signature cache",
+        """
+        CREATE TABLE minhash_cache (
+            scheme VARCHAR NOT NULL, text_hash VARCHAR NOT NULL, signature UINTEGER[] NOT NULL,
+            PRIMARY KEY (scheme, text_hash));
+        COMMENT ON TABLE minhash_cache IS 'MinHash signatures by shingling scheme and text hash, so no text is hashed twice';
+        """,
+    ),
 ]
 
 
@@ -172,20 +181,29 @@ class Store:
         return dict(rows)
 
     def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        return self._cached_arrays("embedding_cache", "model", "vector", model, hashes, np.float32)
+
+    def cached_signatures(self, scheme: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        return self._cached_arrays("minhash_cache", "scheme", "signature", scheme, hashes, np.uint32)
+
+    def _cached_arrays(
+        self, table: str, kind_column: str, value_column: str, kind: str, hashes: list[str], dtype: type
+    ) -> dict[str, np.ndarray]:
+        """Cached arrays of these text hashes, read through Arrow (not 77M Python floats at 200k items)."""
         if not hashes:
             return {}
         self.db.register("wanted_hashes", _frame({"text_hash": hashes}))
-        table = self.db.sql(
-            "SELECT c.text_hash, c.vector FROM embedding_cache c JOIN wanted_hashes w USING (text_hash) WHERE c.model = ?",
-            params=[model],
+        found = self.db.sql(
+            f"SELECT c.text_hash, c.{value_column} AS value FROM {table} c JOIN wanted_hashes w USING (text_hash) "
+            f"WHERE c.{kind_column} = ?",
+            params=[kind],
         ).to_arrow_table()
         self.db.unregister("wanted_hashes")
-        if not table.num_rows:
+        if not found.num_rows:
             return {}
-        # Through Arrow, not Python lists: a 200k-item batch would otherwise build 77M Python floats.
-        column = table.column("vector").combine_chunks()
-        matrix = column.flatten().to_numpy().astype(np.float32).reshape(table.num_rows, -1)
-        return dict(zip(table.column("text_hash").to_pylist(), matrix, strict=True))
+        column = found.column("value").combine_chunks()
+        matrix = column.flatten().to_numpy().astype(dtype).reshape(found.num_rows, -1)
+        return dict(zip(found.column("text_hash").to_pylist(), matrix, strict=True))
 
     def open_story_context(self, newest: datetime | None, window_hours: float) -> list[dict[str, Any]]:
         """Members of stories still open for new reports: last seen within the window of the newest new

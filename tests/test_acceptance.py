@@ -87,6 +87,9 @@ def test_rerun_changes_nothing_and_show_works(db: Path) -> None:
         assert store.memberships() == before
     assert first.articles_new == 9 and second.articles_new == 0 and second.already_stored == 9
     assert second.embedded == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM minhash_cache").fetchall() == [(9,)]
+        assert con.execute("SELECT count(*) FROM embedding_cache").fetchall() == [(9,)]
     story_id = next(iter(before.values()))
     result = CliRunner().invoke(main, ["show", story_id, "--db", str(db)])
     assert result.exit_code == 0 and story_id in result.output

@@ -54,3 +54,12 @@ def test_near_duplicate_groups_and_exact_copies() -> None:
     assert found.exact_groups == 6
     pairs = {tuple(p): j for p, j in zip(found.pairs.tolist(), found.jaccard.tolist(), strict=True)}
     assert pairs[(0, 6)] == 1.0 and 0.5 <= pairs[(0, 1)] < 1.0
+
+
+def test_cached_signatures_give_the_same_groups() -> None:
+    config = NearDuplicateConfig()
+    hashes = [str(hash(t)) for t in TEXTS]
+    computed, _ = signatures(TEXTS, config)
+    fresh = find_near_duplicates(TEXTS, hashes, config)
+    cached = find_near_duplicates(TEXTS, hashes, config, computed)
+    assert np.array_equal(fresh.pairs, cached.pairs) and np.array_equal(fresh.group, cached.group)
