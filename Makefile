@@ -27,7 +27,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests bench
-	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/ruff format --check pipeline tests bench
 
 # Quality on the labelled sets (each into its own fresh database).
 eval: $(STAMP)

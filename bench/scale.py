@@ -132,8 +132,8 @@ def render(result: dict[str, Any]) -> str:
             "",
             f"All stages but embedding, {first['items']} -> {last['items']} items: "
             f"{first['seconds_without_embedding']:.1f} s -> {last['seconds_without_embedding']:.1f} s "
-            f"(x{growth:.1f}); peak memory at {last['items']}: {last['process_peak_mb']:.0f} MB for the whole process, "
-        f"{last['peak_mb_without_embedding']:.0f} MB by the end of the last stage.",
+            f"(x{growth:.1f}); peak memory at {last['items']}: {last['process_peak_mb']:.0f} MB for the whole process "
+            "(reading the cached vectors included).",
             f"Database size (articles, stories, members, embedding cache): {last['database_mb_per_100k_articles']:.0f} MB "
             "per 100k headline-only articles.",
         ]
