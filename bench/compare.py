@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.baselines import METHODS
 from bench.common import Measured, load_set, machine, markdown_table, measure
+from bench.slices import memberships
 from pipeline.evaluate import score
 
 PYTHON = sys.executable
@@ -61,10 +62,7 @@ def stage_seconds(result: Measured) -> dict[str, float]:
 
 
 def scores_of(db: Path, gold: dict[str, str]) -> dict[str, Any]:
-    from pipeline.store import Store
-
-    with Store(db, read_only=True) as store:
-        return score(store.memberships(), gold).to_dict()
+    return score(memberships(db), gold).to_dict()
 
 
 def bench_set(folder: Path, repeats: int, work: Path) -> dict[str, Any]:

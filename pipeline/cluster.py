@@ -58,7 +58,7 @@ def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarra
     free_distance = distance[free_index][:, free_index].tocsr()
     count, component = connected_components(free_distance, directed=False)
     sizes = np.bincount(component, minlength=count)
-    for inside in _members_by_part(component, sizes > config.min_cluster_size):
+    for inside in members_by_part(component, sizes > config.min_cluster_size):
         found = sparse_hdbscan(free_distance[inside][:, inside], config.min_cluster_size, config.min_samples)
         clustered = found >= 0
         labels[free_index[inside[clustered]]] = found[clustered] + next_label
@@ -246,7 +246,7 @@ def _merge_by_average_linkage(
     result = component.copy()
     next_label = count
     # Two groups joined by a strong pair already share their component label: only larger parts need linkage.
-    for members in _members_by_part(component, np.bincount(component) > 2):
+    for members in members_by_part(component, np.bincount(component) > 2):
         pair_similarity = all_group_similarities(sums, members, config)
         tree = linkage(np.clip(1.0 - pair_similarity, 0.0, None), method="average")
         flat = fcluster(tree, 1.0 - config.merge_similarity, criterion="distance")
@@ -257,7 +257,7 @@ def _merge_by_average_linkage(
     return merged, groups - len(np.unique(merged))
 
 
-def _members_by_part(part_of: np.ndarray, wanted: np.ndarray) -> list[np.ndarray]:
+def members_by_part(part_of: np.ndarray, wanted: np.ndarray) -> list[np.ndarray]:
     """The (sorted) indices of each wanted part, from one sort instead of a scan per part."""
     order = np.argsort(part_of, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(part_of, minlength=len(wanted)))]

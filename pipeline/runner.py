@@ -259,16 +259,12 @@ def _cluster_new(
     texts = [a.content for a in items]
 
     with timer.stage("embed") as counts:
-        model = model_id(config.embed)
         keys = [text_hash(t[: config.embed.max_chars]) for t in texts]
-        cached = store.cached_vectors(model, sorted(set(keys))) if config.embed.cache else {}
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
-        fresh: dict[str, np.ndarray] = {}
-        if missing:
-            vectors = Embedder(config.embed).encode([t for _, t in missing], progress=progress)
-            fresh = {k: v for (k, _), v in zip(missing, vectors, strict=True)}
-        lookup = cached | fresh
-        vectors = np.stack([lookup[k] for k in keys]).astype(np.float32)
+        cached = store.cached_vectors(model_id(config.embed), sorted(set(keys))) if config.embed.cache else {}
+        vectors, fresh = _cached_or_computed(
+            keys, texts, cached, lambda todo: Embedder(config.embed).encode(todo, progress=progress)
+        )
+        vectors = vectors.astype(np.float32)
         report.embedded = len(fresh)
         counts.update(items=len(items), context=len(context), cached=len(set(keys)) - len(fresh), embedded=len(fresh))
 
@@ -276,13 +272,9 @@ def _cluster_new(
         scheme = signature_scheme(config.near_duplicates)
         text_keys = [text_hash(t) for t in texts]
         known = store.cached_signatures(scheme, sorted(set(text_keys)))
-        missing = sorted({k: t for k, t in zip(text_keys, texts, strict=True) if k not in known}.items())
-        fresh_signatures: dict[str, np.ndarray] = {}
-        if missing:
-            computed, _ = signatures([t for _, t in missing], config.near_duplicates)
-            fresh_signatures = {k: row for (k, _), row in zip(missing, computed, strict=True)}
-        lookup = known | fresh_signatures
-        matrix = np.stack([lookup[k] for k in text_keys])
+        matrix, fresh_signatures = _cached_or_computed(
+            text_keys, texts, known, lambda todo: signatures(todo, config.near_duplicates)[0]
+        )
         near = find_near_duplicates(texts, [a.content_hash for a in items], config.near_duplicates, matrix)
         counts.update(
             pairs=len(near.pairs), exact_groups=near.exact_groups, cached=len(known), signed=len(fresh_signatures)
@@ -305,6 +297,21 @@ def _cluster_new(
     return plan, _Fresh(vectors=fresh, signatures=fresh_signatures, scheme=scheme)
 
 
+def _cached_or_computed(
+    keys: list[str],
+    texts: list[str],
+    cached: dict[str, np.ndarray],
+    compute: Callable[[list[str]], np.ndarray],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One row per text: from the cache by key, else computed once per distinct key. Also returns the fresh rows."""
+    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
+    fresh: dict[str, np.ndarray] = {}
+    if missing:
+        fresh = dict(zip([k for k, _ in missing], compute([t for _, t in missing]), strict=True))
+    lookup = cached | fresh
+    return np.stack([lookup[k] for k in keys]), fresh
+
+
 def _assign(
     store: Any,
     items: list[Article],
@@ -314,6 +321,7 @@ def _assign(
     near_group: np.ndarray,
 ) -> _StoryPlan:
     """Map clusters onto stories: join, create or merge, never silently move an existing member."""
+    from pipeline.cluster import members_by_part
     from pipeline.headline import HeadlineCandidate, choose_headline
 
     plan = _StoryPlan()
@@ -325,10 +333,7 @@ def _assign(
         first_seen, created_run = created_info.get(story_id, (None, ""))
         return (first_seen is None, first_seen or datetime.min, created_run or "", story_id)
 
-    order = np.argsort(labels, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1], True])
-    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-        indices = order[start:end]
+    for indices in members_by_part(labels, np.ones(int(labels.max(initial=-1)) + 1, dtype=bool)):
         new_indices = [int(i) for i in indices if i >= n_context]
         stories = sorted({story_of[int(i)] for i in indices if i < n_context}, key=age_key)
         if not new_indices and len(stories) <= 1:

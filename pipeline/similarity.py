@@ -93,9 +93,10 @@ def approximate_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.
     k = min(k, n - 1)
     index = faiss.IndexHNSWFlat(dimension, 16, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 40
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index.add(vectors)
     index.hnsw.efSearch = max(48, k + 1)
-    sims, found = index.search(np.ascontiguousarray(vectors, dtype=np.float32), k + 1)
+    sims, found = index.search(vectors, k + 1)
     # Drop each item itself (or, when the search missed it, the last hit); a missing hit (-1) becomes a self-pair,
     # which the graph drops.
     own = found == np.arange(n)[:, None]
