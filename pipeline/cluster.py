@@ -9,11 +9,16 @@
    stays at or above `merge_similarity`: the loosely worded reports of one event meet here. Average
    linkage can only merge along a pair of groups whose own average passes the threshold, so it runs per
    connected component of that thresholded group graph and stays small.
+4. Step 3 follows publication time: the items enter in steps of `merge_step_items`, cores cut at step
+   edges, and at each step the stories built so far take part as whole groups (closed after
+   `window_hours` without a new report). A story grows as the news did, so one run over a day's file
+   builds the stories that a run every few minutes would have built, and a late report can join a story
+   but not pull its early reports apart. Undated items come last, in one step.
 
 In an incremental run the members of stories already stored come in as fixed groups (`fixed`): only the
-new items go through steps 1 and 2, and step 3 treats each stored story as one group. A new item thus
-joins a story by the same rule that built the story in one run (the average over all its members), and
-two stored stories join only when the new reports make their average pass the threshold.
+new items go through steps 1 and 2, and steps 3 and 4 treat each stored story as one group. A new item
+thus joins a story by the same rule that built the story in one run (the average over all its members),
+and two stored stories join only when the new reports make their average pass the threshold.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
+from pipeline.arrays import unique_values
 from pipeline.config import ClusterConfig
 from pipeline.similarity import EvidenceGraph, ItemFeatures, pair_cosines, sparse_pair_products, time_decay
 
@@ -39,11 +45,18 @@ class Clustering:
     merges: int
 
 
-def cluster(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarray | None = None) -> Clustering:
-    """Label every item; `fixed[i] >= 0` puts item i in a given group that stays whole (-1: free item)."""
+def cluster(
+    graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarray | None = None, window_hours: float = np.inf
+) -> Clustering:
+    """Label every item; `fixed[i] >= 0` puts item i in a given group that stays whole (-1: free item).
+
+    A story takes no new report more than `window_hours` after its last one.
+    """
     fixed = np.full(graph.n, -1, dtype=np.int64) if fixed is None else np.asarray(fixed, dtype=np.int64)
     cores, attached = _density_cores(graph, config, fixed)
-    merged, merges = _merge_by_average_linkage(graph, cores, config)
+    steps = merge_steps(graph.features.timestamps, fixed, config.merge_step_items)
+    _, pieces = np.unique(cores * (steps.max() + 1) + steps, return_inverse=True)  # cores cut at step edges
+    merged, merges = _merge_in_time_order(graph, pieces, steps, config, window_hours)
     return Clustering(labels=_relabel(merged), cores=int(cores.max(initial=-1) + 1), attached=attached, merges=merges)
 
 
@@ -132,14 +145,18 @@ def _attach_noise(density: sparse.csr_matrix, labels: np.ndarray, threshold: flo
 
 @dataclass
 class _GroupSums:
-    """Per-group sums of the item features: enough to average any pair signal over two whole groups."""
+    """Per-group sums of the item features: enough to average any pair signal over two whole groups.
+
+    Every field is a plain sum, so the sums of a union of groups are the sums of its groups (`combined`).
+    """
 
     sizes: np.ndarray
     vectors: np.ndarray
     words: sparse.csr_matrix
     entities: sparse.csr_matrix
-    richness: np.ndarray
-    centre_hours: np.ndarray
+    richness_sums: np.ndarray
+    hour_sums: np.ndarray
+    dated: np.ndarray
 
     @classmethod
     def of(cls, features: ItemFeatures, labels: np.ndarray) -> _GroupSums:
@@ -147,19 +164,37 @@ class _GroupSums:
         membership = sparse.csr_matrix(
             (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))), shape=(groups, len(labels))
         )
-        sizes = np.asarray(membership.sum(axis=1)).ravel()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # groups whose items all lack a date
-            known = ~np.isnan(features.timestamps)
-            centre = (membership @ np.where(known, features.timestamps, 0.0)) / (membership @ known.astype(np.float64))
+        known = ~np.isnan(features.timestamps)
         return cls(
-            sizes=sizes,
+            sizes=np.asarray(membership.sum(axis=1)).ravel(),
             vectors=membership @ features.vectors,
             words=(membership @ features.words).tocsr(),
             entities=(membership @ features.entities).tocsr(),
-            richness=(membership @ features.richness) / sizes,
-            centre_hours=centre,
+            richness_sums=membership @ features.richness,
+            hour_sums=membership @ np.where(known, features.timestamps, 0.0),
+            dated=membership @ known.astype(np.float64),
         )
+
+    def combined(self, membership: sparse.csr_matrix) -> _GroupSums:
+        """Sums of unions of groups: row k of `membership` marks the groups of union k."""
+        return _GroupSums(
+            sizes=membership @ self.sizes,
+            vectors=membership @ self.vectors,
+            words=(membership @ self.words).tocsr(),
+            entities=(membership @ self.entities).tocsr(),
+            richness_sums=membership @ self.richness_sums,
+            hour_sums=membership @ self.hour_sums,
+            dated=membership @ self.dated,
+        )
+
+    @property
+    def richness(self) -> np.ndarray:
+        return self.richness_sums / self.sizes
+
+    @property
+    def centre_hours(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):  # groups whose items all lack a date: NaN
+            return np.where(self.dated > 0, self.hour_sums / self.dated, np.nan)
 
 
 def _combine(
@@ -226,35 +261,127 @@ def all_group_similarities(
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def _merge_by_average_linkage(
-    graph: EvidenceGraph, labels: np.ndarray, config: ClusterConfig
-) -> tuple[np.ndarray, int]:
-    """Average linkage over groups, candidates being the group pairs joined by an edge of the graph."""
-    from scipy.cluster.hierarchy import fcluster, linkage
+def merge_steps(hours: np.ndarray, fixed: np.ndarray, step_items: int) -> np.ndarray:
+    """The merge step of each item: stored items first, then the new ones by time, `step_items` at a time.
 
+    Undated new items share one last step: without a date there is no order to follow.
+    """
+    steps = np.zeros(len(hours), dtype=np.int64)
+    new = np.flatnonzero(fixed < 0)
+    dated = new[~np.isnan(hours[new])]
+    if step_items > 0 and len(dated):
+        by_time = dated[np.lexsort((dated, hours[dated]))]
+        steps[by_time] = np.arange(len(by_time)) // step_items
+        steps[new[np.isnan(hours[new])]] = steps[by_time[-1]] + 1
+    return steps
+
+
+def _merge_in_time_order(
+    graph: EvidenceGraph, labels: np.ndarray, steps: np.ndarray, config: ClusterConfig, window_hours: float
+) -> tuple[np.ndarray, int]:
+    """Average linkage over groups, one step at a time, each group entering at its step.
+
+    At each step the stories built so far are whole groups and only the pairs touching the step's new
+    groups are candidates, as in a run over that step alone on a stored database; a story whose last
+    report is more than `window_hours` older than the step is closed, as there. So a story grows as the
+    news did, and a late report can join it but not pull its early reports apart: measured on
+    uci-news-head, this beats one average linkage over the whole batch by 0.02 BCubed F1.
+    """
     groups = int(labels.max(initial=-1) + 1)
     if groups <= 1:
         return labels, 0
+    hours = graph.features.timestamps
+    group_step = np.zeros(groups, dtype=np.int64)
+    np.maximum.at(group_step, labels, steps)
+    last_hours = np.full(groups, -np.inf)
+    np.fmax.at(last_hours, labels, np.where(np.isnan(hours), np.inf, hours))  # undated: never closes
+    step_start = np.full(int(steps.max()) + 1, np.inf)
+    np.fmin.at(step_start, steps, np.where(np.isnan(hours), np.inf, hours))
+    step_start[np.isinf(step_start)] = -np.inf  # a step of undated items closes no story
+
     left, right = labels[graph.rows], labels[graph.cols]
-    keys = np.unique(np.minimum(left, right)[left != right] * groups + np.maximum(left, right)[left != right])
+    keys = unique_values(np.minimum(left, right)[left != right] * groups + np.maximum(left, right)[left != right])
     left, right = keys // groups, keys % groups
+    pair_step = np.maximum(group_step[left], group_step[right])
     sums = _GroupSums.of(graph.features, labels)
-    average = group_similarity(sums, left, right, config)
-    strong = average >= config.merge_similarity
+    story = np.arange(groups)  # the story of each group, named by its smallest group id
+    groups_of: dict[int, np.ndarray] = {}  # the groups of each story of more than one
+    for pairs in members_by_part(pair_step, np.bincount(pair_step) > 0):
+        a, b = story[left[pairs]], story[right[pairs]]
+        opened = step_start[pair_step[pairs[0]]] - window_hours
+        keep = (a != b) & (last_hours[a] >= opened) & (last_hours[b] >= opened)
+        if not keep.any():
+            continue
+        involved, local = np.unique(np.r_[a[keep], b[keep]], return_inverse=True)
+        parts = [groups_of.get(int(s), np.array([s])) for s in involved]
+        members = np.concatenate(parts)
+        union = np.repeat(np.arange(len(involved)), [len(p) for p in parts])
+        membership = sparse.csr_matrix(
+            (np.ones(len(members), dtype=np.float32), (union, members)), shape=(len(involved), groups)
+        )
+        pairs_kept = int(keep.sum())
+        joined = _average_linkage(sums.combined(membership), local[:pairs_kept], local[pairs_kept:], config)
+        for together in members_by_part(joined, np.bincount(joined) > 1):
+            survivor = int(involved[together[0]])
+            merged = np.concatenate([parts[k] for k in together])
+            story[merged] = survivor
+            groups_of[survivor] = merged
+            last_hours[survivor] = last_hours[involved[together]].max()
+            for k in together[1:]:
+                groups_of.pop(int(involved[k]), None)
+    merged = story[labels]
+    return merged, groups - len(unique_values(merged))
+
+
+def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig) -> np.ndarray:
+    """A label per group of `sums`: average linkage cut at `merge_similarity`, candidates `left`-`right`."""
+    from scipy.cluster.hierarchy import linkage
+
+    groups = len(sums.sizes)
+    keys = unique_values(np.minimum(left, right) * groups + np.maximum(left, right))
+    left, right = keys // groups, keys % groups
+    strong = group_similarity(sums, left, right, config) >= config.merge_similarity
     linked = sparse.coo_matrix((np.ones(int(strong.sum())), (left[strong], right[strong])), shape=(groups, groups))
     count, component = connected_components(linked, directed=False)
     result = component.copy()
     next_label = count
-    # Two groups joined by a strong pair already share their component label: only larger parts need linkage.
-    for members in members_by_part(component, np.bincount(component) > 2):
-        pair_similarity = all_group_similarities(sums, members, config)
+    # Average linkage can only merge along a pair of groups whose own average passes the threshold, so it
+    # runs per connected component of the strong pairs; two groups joined by one strong pair already share
+    # their component label, so only larger parts need it. Small parts get their pair similarities from
+    # one vectorized call (a call per part costs more in overhead than in arithmetic).
+    parts = members_by_part(component, np.bincount(component) > 2)
+    small = [part for part in parts if len(part) <= _SMALL_PART]
+    pairs = [np.triu_indices(len(part), 1) for part in small]
+    similarities = group_similarity(
+        sums,
+        np.concatenate([part[i] for part, (i, _) in zip(small, pairs, strict=True)] or [np.zeros(0, np.int64)]),
+        np.concatenate([part[j] for part, (_, j) in zip(small, pairs, strict=True)] or [np.zeros(0, np.int64)]),
+        config,
+    )
+    bounds = np.cumsum([0] + [len(i) for i, _ in pairs])
+    condensed = [similarities[bounds[k] : bounds[k + 1]] for k in range(len(small))]
+    condensed += [all_group_similarities(sums, part, config) for part in parts if len(part) > _SMALL_PART]
+    for members, pair_similarity in zip(small + [p for p in parts if len(p) > _SMALL_PART], condensed, strict=True):
         tree = linkage(np.clip(1.0 - pair_similarity, 0.0, None), method="average")
-        flat = fcluster(tree, 1.0 - config.merge_similarity, criterion="distance")
-        for sub in np.unique(flat)[1:]:
-            result[members[flat == sub]] = next_label
-            next_label += 1
-    merged = result[labels]
-    return merged, groups - len(np.unique(merged))
+        flat = _cut(tree, 1.0 - config.merge_similarity)
+        if flat.max() > 0:
+            result[members[flat > 0]] = flat[flat > 0] - 1 + next_label
+            next_label += int(flat.max())
+    return result
+
+
+def _cut(tree: np.ndarray, height: float) -> np.ndarray:
+    """Flat clusters 0..k-1 of a linkage tree cut at `height`, as `fcluster(criterion="distance")` gives
+    (without its validation, which costs more than the cut for the thousands of tiny trees of a batch)."""
+    leaves = len(tree) + 1
+    root = np.arange(2 * leaves - 1)
+    for row in range(len(tree) - 1, -1, -1):  # top down: a merge below the cut takes its parent's root
+        if tree[row, 2] <= height:
+            root[int(tree[row, 0])] = root[int(tree[row, 1])] = root[leaves + row]
+    return np.unique(root[:leaves], return_inverse=True)[1]
+
+
+_SMALL_PART = 64  # groups: up to this, a part's pair similarities are computed with the others of its step
 
 
 def members_by_part(part_of: np.ndarray, wanted: np.ndarray) -> list[np.ndarray]:
@@ -266,8 +393,7 @@ def members_by_part(part_of: np.ndarray, wanted: np.ndarray) -> list[np.ndarray]
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
     """Labels 0..k-1 in order of each story's first item, so output is deterministic."""
-    _, first = np.unique(labels, return_index=True)
-    order = np.argsort(first)
-    mapping = np.empty(len(order), dtype=np.int64)
-    mapping[np.unique(labels)[order]] = np.arange(len(order))
-    return mapping[np.searchsorted(np.unique(labels), labels)]
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inverse]

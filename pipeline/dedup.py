@@ -20,6 +20,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from pipeline.arrays import unique_values
 from pipeline.config import NearDuplicateConfig
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -111,7 +112,7 @@ def candidate_pairs(signature: np.ndarray, config: NearDuplicateConfig) -> np.nd
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
     pairs = np.sort(np.concatenate(found), axis=1).astype(np.int64)
-    keys = np.unique(pairs[:, 0] * len(signature) + pairs[:, 1])
+    keys = unique_values(pairs[:, 0] * len(signature) + pairs[:, 1])
     return np.stack([keys // len(signature), keys % len(signature)], axis=1)
 
 

@@ -288,7 +288,7 @@ def _cluster_new(
     with timer.stage("cluster") as counts:
         stored_story = {story: number for number, story in enumerate(sorted(set(context_story)))}
         fixed = np.array([stored_story[s] for s in context_story] + [-1] * len(new), dtype=np.int64)
-        clustering = cluster(graph, config.cluster, fixed)
+        clustering = cluster(graph, config.cluster, fixed, config.stories.window_hours)
         counts.update(cores=clustering.cores, attached=clustering.attached, merges=clustering.merges)
 
     with timer.stage("headline") as counts:

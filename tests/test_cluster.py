@@ -91,3 +91,40 @@ def test_all_group_similarities_in_blocks_equal_pairwise_group_averages() -> Non
     left, right = np.triu_indices(len(groups), 1)
     expected = group_similarity(sums, groups[left], groups[right], ClusterConfig())
     assert np.allclose(all_group_similarities(sums, groups, ClusterConfig(), block_rows=2), expected, atol=1e-5)
+
+
+def test_merge_steps_put_stored_items_first_then_new_ones_by_time_and_undated_last() -> None:
+    from pipeline.cluster import merge_steps
+
+    hours = np.array([5.0, np.nan, 3.0, 1.0, np.nan, 2.0, 4.0])
+    fixed = np.array([0, -1, -1, -1, -1, 0, -1])
+    assert list(merge_steps(hours, fixed, 2)) == [0, 2, 0, 0, 2, 0, 1]
+    assert list(merge_steps(hours, fixed, 0)) == [0] * 7
+
+
+def test_a_story_closed_by_the_window_takes_no_later_report_in_one_run() -> None:
+    vectors = unit([[1, 0.05, 0], [1, 0, 0.05], [1, 0.03, 0.03]] * 2)  # one topic, reported twice
+    hours = np.array([0.0, 1.0, 2.0, 100.0, 101.0, 102.0])
+    config = ClusterConfig(time_scale_hours=0.0, merge_step_items=3)  # no time decay: only the window
+    texts = [f"item {i}" for i in range(6)]
+    near = find_near_duplicates(texts, texts, NearDuplicateConfig())
+    graph = build_graph(texts, vectors, hours, near, config)
+    assert len(set(cluster(graph, config).labels)) == 1
+    labels = cluster(graph, config, window_hours=72.0).labels
+    assert len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1 and labels[0] != labels[3]
+
+
+def test_tree_cut_equals_scipy_fcluster() -> None:
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    from pipeline.cluster import _cut
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(2, 30))
+        tree = linkage(rng.random(n * (n - 1) // 2), method="average")
+        for height in (0.0, 0.3, 0.5, 0.7, 1.0):
+            expected = fcluster(tree, height, criterion="distance")
+            got = _cut(tree, height)
+            # the same partition: labels map one to one
+            assert len(set(zip(expected, got, strict=True))) == len(set(expected)) == len(set(got))
