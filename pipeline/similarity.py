@@ -87,13 +87,36 @@ def nearest_neighbours(vectors: np.ndarray, k: int, exact_up_to: int = 10000) ->
 
 
 def approximate_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k neighbours from an HNSW index (faiss) built on the distinct vectors.
+
+    A stream repeats texts (wire copies, re-runs): HNSW built over the 200k-item bench stream with its
+    copies took 17.5 s against 8 s for its 102k distinct vectors. A copy's first neighbour is the first
+    item with its vector, then the neighbours of that vector; the others list the distinct neighbours.
+    """
+    n = len(vectors)
+    k = min(k, n - 1)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    # Identical vectors have identical projections; distinct ones all but never do (and then only share lists).
+    projection = vectors @ np.random.default_rng(0).normal(size=vectors.shape[1])
+    _, first, inverse = np.unique(projection, return_index=True, return_inverse=True)
+    if len(first) <= k + 1:  # too few distinct vectors for a graph: plain exact search
+        return exact_neighbours(vectors, k)
+    found, sims = _hnsw_neighbours(vectors[first], k)
+    found, sims = first[found[inverse]], sims[inverse]
+    copy = np.flatnonzero(first[inverse] != np.arange(n))
+    if len(copy):
+        original = first[inverse[copy]]
+        found[copy] = np.column_stack([original, found[copy, :-1]])
+        sims[copy] = np.column_stack([np.einsum("ij,ij->i", vectors[copy], vectors[original]), sims[copy, :-1]])
+    return found, sims
+
+
+def _hnsw_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
     n, dimension = vectors.shape
-    k = min(k, n - 1)
     index = faiss.IndexHNSWFlat(dimension, 16, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 40
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     index.add(vectors)
     index.hnsw.efSearch = max(48, k + 1)
     sims, found = index.search(vectors, k + 1)

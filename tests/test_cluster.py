@@ -128,3 +128,23 @@ def test_tree_cut_equals_scipy_fcluster() -> None:
             got = _cut(tree, height)
             # the same partition: labels map one to one
             assert len(set(zip(expected, got, strict=True))) == len(set(expected)) == len(set(got))
+
+
+def test_approximate_neighbours_search_each_distinct_vector_once() -> None:
+    from pipeline.similarity import approximate_neighbours
+
+    rng = np.random.default_rng(4)
+    distinct = rng.normal(size=(500, 16)).astype(np.float32)
+    distinct /= np.linalg.norm(distinct, axis=1, keepdims=True)
+    which = rng.integers(0, 500, 1500)
+    found, sims = approximate_neighbours(distinct[which], 8)
+    assert found.shape == (1500, 8)
+    assert not (found == np.arange(1500)[:, None]).any()
+    first_item = {}
+    for item, vector in enumerate(which):
+        first_item.setdefault(vector, item)
+    for item, vector in enumerate(which):
+        if first_item[vector] != item:  # a copy: its original first, at cosine 1
+            assert found[item, 0] == first_item[vector] and abs(sims[item, 0] - 1.0) < 1e-5
+        else:  # an original lists only other originals
+            assert all(first_item[which[other]] == other for other in found[item])
