@@ -165,15 +165,16 @@ class _GroupSums:
             (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))), shape=(groups, len(labels))
         )
         known = ~np.isnan(features.timestamps)
-        return cls(
-            sizes=np.asarray(membership.sum(axis=1)).ravel(),
-            vectors=membership @ features.vectors,
-            words=(membership @ features.words).tocsr(),
-            entities=(membership @ features.entities).tocsr(),
-            richness_sums=membership @ features.richness,
-            hour_sums=membership @ np.where(known, features.timestamps, 0.0),
-            dated=membership @ known.astype(np.float64),
+        items = cls(  # each item as a group of one
+            sizes=np.ones(len(labels), dtype=np.float32),
+            vectors=features.vectors,
+            words=features.words,
+            entities=features.entities,
+            richness_sums=features.richness,
+            hour_sums=np.where(known, features.timestamps, 0.0),
+            dated=known.astype(np.float64),
         )
+        return items.combined(membership)
 
     def combined(self, membership: sparse.csr_matrix) -> _GroupSums:
         """Sums of unions of groups: row k of `membership` marks the groups of union k."""
@@ -299,9 +300,7 @@ def _merge_in_time_order(
     np.fmin.at(step_start, steps, np.where(np.isnan(hours), np.inf, hours))
     step_start[np.isinf(step_start)] = -np.inf  # a step of undated items closes no story
 
-    left, right = labels[graph.rows], labels[graph.cols]
-    keys = unique_values(np.minimum(left, right)[left != right] * groups + np.maximum(left, right)[left != right])
-    left, right = keys // groups, keys % groups
+    left, right = _distinct_pairs(labels[graph.rows], labels[graph.cols], groups)
     pair_step = np.maximum(group_step[left], group_step[right])
     sums = _GroupSums.of(graph.features, labels)
     story = np.arange(groups)  # the story of each group, named by its smallest group id
@@ -338,8 +337,7 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     from scipy.cluster.hierarchy import linkage
 
     groups = len(sums.sizes)
-    keys = unique_values(np.minimum(left, right) * groups + np.maximum(left, right))
-    left, right = keys // groups, keys % groups
+    left, right = _distinct_pairs(left, right, groups)
     strong = group_similarity(sums, left, right, config) >= config.merge_similarity
     linked = sparse.coo_matrix((np.ones(int(strong.sum())), (left[strong], right[strong])), shape=(groups, groups))
     count, component = connected_components(linked, directed=False)
@@ -351,6 +349,7 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     # one vectorized call (a call per part costs more in overhead than in arithmetic).
     parts = members_by_part(component, np.bincount(component) > 2)
     small = [part for part in parts if len(part) <= _SMALL_PART]
+    large = [part for part in parts if len(part) > _SMALL_PART]
     pairs = [np.triu_indices(len(part), 1) for part in small]
     similarities = group_similarity(
         sums,
@@ -360,14 +359,21 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     )
     bounds = np.cumsum([0] + [len(i) for i, _ in pairs])
     condensed = [similarities[bounds[k] : bounds[k + 1]] for k in range(len(small))]
-    condensed += [all_group_similarities(sums, part, config) for part in parts if len(part) > _SMALL_PART]
-    for members, pair_similarity in zip(small + [p for p in parts if len(p) > _SMALL_PART], condensed, strict=True):
+    condensed += [all_group_similarities(sums, part, config) for part in large]
+    for members, pair_similarity in zip(small + large, condensed, strict=True):
         tree = linkage(np.clip(1.0 - pair_similarity, 0.0, None), method="average")
         flat = _cut(tree, 1.0 - config.merge_similarity)
         if flat.max() > 0:
             result[members[flat > 0]] = flat[flat > 0] - 1 + next_label
             next_label += int(flat.max())
     return result
+
+
+def _distinct_pairs(left: np.ndarray, right: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each unordered pair of different groups once, as (smaller, larger), sorted."""
+    different = left != right
+    keys = unique_values(np.minimum(left, right)[different] * groups + np.maximum(left, right)[different])
+    return keys // groups, keys % groups
 
 
 def _cut(tree: np.ndarray, height: float) -> np.ndarray:
