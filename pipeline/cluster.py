@@ -32,7 +32,13 @@ from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from pipeline.arrays import unique_values
 from pipeline.config import ClusterConfig
-from pipeline.similarity import EvidenceGraph, ItemFeatures, pair_cosines, sparse_pair_products, time_decay
+from pipeline.similarity import (
+    EvidenceGraph,
+    ItemFeatures,
+    pair_cosines,
+    sparse_cross_products,
+    sparse_pair_products,
+)
 
 
 @dataclass
@@ -54,6 +60,7 @@ def cluster(
     """
     fixed = np.full(graph.n, -1, dtype=np.int64) if fixed is None else np.asarray(fixed, dtype=np.int64)
     cores, attached = _density_cores(graph, config, fixed)
+    cores = _cohesive_cores(graph.features, cores, fixed, config)
     steps = merge_steps(graph.features.timestamps, fixed, config.merge_step_items)
     _, pieces = np.unique(cores * (steps.max() + 1) + steps, return_inverse=True)  # cores cut at step edges
     merged, merges = _merge_in_time_order(graph, pieces, steps, config, window_hours)
@@ -81,6 +88,41 @@ def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarra
     noise = np.flatnonzero(labels < 0)
     labels[noise] = next_label + np.arange(len(noise))
     return labels, attached
+
+
+def _cohesive_cores(features: ItemFeatures, labels: np.ndarray, fixed: np.ndarray, config: ClusterConfig) -> np.ndarray:
+    """Each free member of a core must stand with the rest of its core: mean similarity to them at least
+    `merge_similarity`, the rule of the merge stage. Members that do not leave as one-item groups."""
+    labels = labels.copy()
+    n = len(labels)
+    next_label = int(labels.max(initial=-1) + 1)
+    for _ in range(5):
+        sizes = np.bincount(labels)
+        check = np.flatnonzero((fixed < 0) & (sizes[labels] > 1))
+        if not len(check):
+            break
+        order = np.argsort(labels, kind="stable")
+        bounds = np.r_[0, np.cumsum(sizes)]
+        rows, cols = [np.arange(len(check))], [check]
+        rest_rows, rest_cols = [], []
+        for r, item in enumerate(check):
+            members = order[bounds[labels[item]] : bounds[labels[item] + 1]]
+            members = members[members != item]
+            rest_rows.append(np.full(len(members), len(check) + r))
+            rest_cols.append(members)
+        r_all = np.concatenate(rows + rest_rows)
+        c_all = np.concatenate(cols + rest_cols)
+        membership = sparse.csr_matrix(
+            (np.ones(len(r_all), dtype=np.float32), (r_all, c_all)), shape=(2 * len(check), n)
+        )
+        sums = _GroupSums.of(features, np.arange(n)).combined(membership)
+        mean = group_similarity(sums, np.arange(len(check)), np.arange(len(check)) + len(check), config)
+        out = check[mean < config.merge_similarity]
+        if not len(out):
+            break
+        labels[out] = next_label + np.arange(len(out))
+        next_label += len(out)
+    return labels
 
 
 def sparse_hdbscan(distance: sparse.csr_matrix, min_cluster_size: int, min_samples: int) -> np.ndarray:
@@ -155,8 +197,9 @@ class _GroupSums:
     words: sparse.csr_matrix
     entities: sparse.csr_matrix
     richness_sums: np.ndarray
-    hour_sums: np.ndarray
-    dated: np.ndarray
+    date_covers: tuple[sparse.csr_matrix, ...]  # per date channel (days, months), see `DateChannel`
+    date_masses: tuple[sparse.csr_matrix, ...]
+    dated: tuple[np.ndarray, ...]  # per date channel, how many members have a date there
 
     @classmethod
     def of(cls, features: ItemFeatures, labels: np.ndarray) -> _GroupSums:
@@ -164,15 +207,16 @@ class _GroupSums:
         membership = sparse.csr_matrix(
             (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))), shape=(groups, len(labels))
         )
-        known = ~np.isnan(features.timestamps)
+        channels = (features.dates.days, features.dates.months)
         items = cls(  # each item as a group of one
             sizes=np.ones(len(labels), dtype=np.float32),
             vectors=features.vectors,
             words=features.words,
             entities=features.entities,
             richness_sums=features.richness,
-            hour_sums=np.where(known, features.timestamps, 0.0),
-            dated=known.astype(np.float64),
+            date_covers=tuple(c.cover for c in channels),
+            date_masses=tuple(c.mass for c in channels),
+            dated=tuple(c.known.astype(np.float64) for c in channels),
         )
         return items.combined(membership)
 
@@ -184,18 +228,14 @@ class _GroupSums:
             words=(membership @ self.words).tocsr(),
             entities=(membership @ self.entities).tocsr(),
             richness_sums=membership @ self.richness_sums,
-            hour_sums=membership @ self.hour_sums,
-            dated=membership @ self.dated,
+            date_covers=tuple((membership @ m).tocsr() for m in self.date_covers),
+            date_masses=tuple((membership @ m).tocsr() for m in self.date_masses),
+            dated=tuple(membership @ d for d in self.dated),
         )
 
     @property
     def richness(self) -> np.ndarray:
         return self.richness_sums / self.sizes
-
-    @property
-    def centre_hours(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):  # groups whose items all lack a date: NaN
-            return np.where(self.dated > 0, self.hour_sums / self.dated, np.nan)
 
 
 def _combine(
@@ -203,13 +243,38 @@ def _combine(
     words: np.ndarray,
     entities: np.ndarray,
     richness: tuple[np.ndarray, np.ndarray],
-    hours: tuple[np.ndarray, np.ndarray],
+    dates: np.ndarray,
     config: ClusterConfig,
 ) -> np.ndarray:
     """The pair similarity of `pipeline.similarity`, from group-averaged signals."""
     weight = config.lexical_weight * np.minimum(*richness)
     similarity = (1 - weight) * embedding + weight * (words + entities) / 2
-    return similarity * time_decay(np.abs(hours[0] - hours[1]), config.time_scale_hours)
+    return similarity * dates
+
+
+def group_date_agreement(
+    sums: _GroupSums, left: np.ndarray, right: np.ndarray, dense: bool = False
+) -> np.ndarray:
+    """Mean `date_agreement` over all member pairs of two groups, exactly (per channel; channels multiply).
+
+    A pair counts 1 unless both members are dated, so the mean is 1 − (dated pairs − their agreement)/|A||B|,
+    and the agreement of a dated pair is bilinear in the members' date vectors.
+    `dense`: all pairs of `left` × `right` as a matrix instead of the listed pairs.
+    """
+    if dense:
+        sizes = np.outer(sums.sizes[left], sums.sizes[right])
+    else:
+        sizes = sums.sizes[left] * sums.sizes[right]
+    factor = np.ones(sizes.shape)
+    for cover, mass, dated in zip(sums.date_covers, sums.date_masses, sums.dated, strict=True):
+        if dense:
+            pairs = np.outer(dated[left], dated[right])
+            agree = ((cover[left] @ mass[right].T).toarray() + (mass[left] @ cover[right].T).toarray()) / 2
+        else:
+            pairs = dated[left] * dated[right]
+            agree = (sparse_cross_products(cover, mass, left, right) + sparse_cross_products(cover, mass, right, left)) / 2
+        factor *= 1.0 - np.clip(pairs - agree, 0.0, None) / sizes
+    return factor
 
 
 def group_similarity(sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig) -> np.ndarray:
@@ -226,7 +291,7 @@ def group_similarity(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
         words,
         entities,
         (sums.richness[left], sums.richness[right]),
-        (sums.centre_hours[left], sums.centre_hours[right]),
+        group_date_agreement(sums, left, right),
         config,
     )
 
@@ -243,7 +308,7 @@ def all_group_similarities(
     sizes = sums.sizes[groups].astype(np.float64)
     vectors = sums.vectors[groups]
     words, entities = sums.words[groups].tocsr(), sums.entities[groups].tocsr()
-    richness, hours = sums.richness[groups], sums.centre_hours[groups]
+    richness = sums.richness[groups]
     parts = []
     for start in range(0, m - 1, block_rows):
         end = min(m - 1, start + block_rows)
@@ -254,7 +319,7 @@ def all_group_similarities(
             (words[rows] @ words.T).toarray() * scale,
             (entities[rows] @ entities.T).toarray() * scale,
             (richness[rows, None], richness[None, :]),
-            (hours[rows, None], hours[None, :]),
+            group_date_agreement(sums, groups[rows], groups, dense=True),
             config,
         )
         upper = np.arange(m)[None, :] > np.arange(start, end)[:, None]

@@ -14,14 +14,17 @@ cost grows with n·k, not n². For each pair:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from scipy import sparse
 
 from pipeline.config import ClusterConfig
 from pipeline.dedup import NearDuplicates
+from pipeline.eventdates import DateEvidence, date_evidence
 
 _TOKEN = re.compile(r"[^\W\d_][\w'’.-]*[^\W_]|\d[\d,.]*\d|\d|[^\W\d_]", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
@@ -35,7 +38,8 @@ class ItemFeatures:
     words: sparse.csr_matrix
     entities: sparse.csr_matrix
     richness: np.ndarray
-    timestamps: np.ndarray
+    timestamps: np.ndarray  # publication, hours (NaN: unknown): the order of the news and the story window
+    dates: DateEvidence  # the dates each item's event may have (`pipeline.eventdates`)
 
 
 @dataclass
@@ -156,9 +160,16 @@ def build_graph(
     timestamps: np.ndarray,
     near_duplicates: NearDuplicates,
     config: ClusterConfig,
+    dates: DateEvidence | None = None,
 ) -> EvidenceGraph:
-    """Candidate pairs and their evidence for one batch (`timestamps` in hours, NaN when unknown)."""
+    """Candidate pairs and their evidence for one batch (`timestamps` in hours, NaN when unknown).
+
+    `dates` comes from `pipeline.eventdates.date_evidence`; without it, the publication dates alone.
+    """
     n = len(texts)
+    if dates is None:
+        published = [None if np.isnan(h) else datetime.fromtimestamp(h * 3600) for h in timestamps]
+        dates = date_evidence([""] * n, published, config.time_scale_hours / 24)
     neighbours, neighbour_sims = nearest_neighbours(vectors, config.neighbours, config.exact_neighbours_up_to)
     rows = np.concatenate([np.repeat(np.arange(n), neighbours.shape[1]), near_duplicates.pairs[:, 0]])
     cols = np.concatenate([neighbours.ravel(), near_duplicates.pairs[:, 1]])
@@ -186,7 +197,7 @@ def build_graph(
     richness = np.minimum(1.0, words / config.full_text_words)
     weight = (config.lexical_weight * np.minimum(richness[rows], richness[cols])).astype(np.float32)
     similarity = np.maximum((1 - weight) * embedding + weight * (lexical + entity) / 2, jaccard)
-    time_factor = time_decay(np.abs(timestamps[rows] - timestamps[cols]), config.time_scale_hours)
+    time_factor = date_agreement(dates, rows, cols)
     similarity = (similarity * time_factor).astype(np.float32)
 
     graph = EvidenceGraph(
@@ -201,7 +212,7 @@ def build_graph(
         time_factor=time_factor,
         similarity=similarity,
         density=similarity,
-        features=ItemFeatures(vectors, words_matrix, entity_matrix, richness.astype(np.float32), timestamps),
+        features=ItemFeatures(vectors, words_matrix, entity_matrix, richness.astype(np.float32), timestamps, dates),
     )
     graph.density = (0.5 * _shared_neighbours(graph, config.shared_neighbours) + 0.5 * similarity).astype(np.float32)
     return graph
@@ -221,30 +232,83 @@ def _empty() -> np.ndarray:
 
 
 def _tfidf_matrices(texts: list[str]) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-    """Row-normalised TF-IDF of words and of entity tokens, fitted on the batch."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    """Row-normalised TF-IDF of words and of entity tokens, with term weights from a fixed reference.
+
+    The weights come from general English word frequencies (wordfreq), not from the batch: a word weighs
+    the same alone, in a firehose, in a run of five items or of 200k, so a pair's score never depends on
+    what else arrived with it.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
 
     matrices = []
     for vectorizer in (
-        TfidfVectorizer(sublinear_tf=True, stop_words="english", dtype=np.float32),
-        TfidfVectorizer(sublinear_tf=True, analyzer=entity_tokens, dtype=np.float32),
+        CountVectorizer(stop_words="english", dtype=np.float32),
+        CountVectorizer(analyzer=entity_tokens, lowercase=False, dtype=np.float32),
     ):
         try:
-            matrices.append(vectorizer.fit_transform(texts).tocsr())
+            counts = vectorizer.fit_transform(texts).tocsr()
         except ValueError:  # empty vocabulary: no words (or no names) anywhere in the batch
             matrices.append(sparse.csr_matrix((len(texts), 1), dtype=np.float32))
+            continue
+        weights = term_weights(vectorizer.get_feature_names_out())
+        counts.data = 1.0 + np.log(counts.data)
+        weighted = (counts @ sparse.diags(weights)).tocsr()
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+        weighted = sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted
+        matrices.append(weighted.astype(np.float32).tocsr())
     return matrices[0], matrices[1]
+
+
+REFERENCE_CEILING = 7.0  # Zipf value (log10 per billion words) from which a word carries no weight
+
+
+def term_weights(terms: "np.ndarray | list[str]") -> np.ndarray:
+    """Inverse reference frequency of each term: `REFERENCE_CEILING` − its Zipf frequency in English.
+
+    "the" weighs 0, "police" 1.7, "shooting" 2.2, "Kokomo" 4.5, an unseen name or number 7.
+    """
+    return np.array([_term_weight(str(term)) for term in terms], dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def _term_weight(term: str) -> float:
+    from wordfreq import zipf_frequency
+
+    return max(0.0, REFERENCE_CEILING - zipf_frequency(term, "en"))
 
 
 def sparse_pair_products(
     matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray, chunk: int = 262144
 ) -> np.ndarray:
     """Row dot products of the listed pairs of a sparse matrix, a chunk of pairs at a time."""
+    return sparse_cross_products(matrix, matrix, rows, cols, chunk)
+
+
+def date_agreement(dates: DateEvidence, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """How well the dates of each pair's events agree, in [0, 1]; 1 where either side has no date.
+
+    Per channel (days, months) the closeness of one item's dates to the other's nearest, both ways; the
+    factors multiply. Different dates are evidence against one event, not just missing evidence for it.
+    """
+    factor = np.ones(len(rows), dtype=np.float32)
+    for channel in (dates.days, dates.months):
+        both = channel.known[rows] & channel.known[cols]
+        agree = (
+            sparse_cross_products(channel.cover, channel.mass, rows, cols)
+            + sparse_cross_products(channel.cover, channel.mass, cols, rows)
+        ) / 2
+        factor *= np.where(both, np.minimum(agree, 1.0), 1.0).astype(np.float32)
+    return factor
+
+
+def sparse_cross_products(
+    left: sparse.csr_matrix, right: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray, chunk: int = 262144
+) -> np.ndarray:
+    """`left[rows[k]] · right[cols[k]]` for each listed pair, a chunk of pairs at a time."""
     out = np.empty(len(rows), dtype=np.float32)
     for start in range(0, len(rows), chunk):
         end = start + chunk
-        products = matrix[rows[start:end]].multiply(matrix[cols[start:end]])
-        out[start:end] = np.asarray(products.sum(axis=1)).ravel()
+        out[start:end] = np.asarray(left[rows[start:end]].multiply(right[cols[start:end]]).sum(axis=1)).ravel()
     return out
 
 
