@@ -117,7 +117,7 @@ def _cohesive_cores(features: ItemFeatures, labels: np.ndarray, fixed: np.ndarra
         )
         sums = _GroupSums.of(features, np.arange(n)).combined(membership)
         mean = group_similarity(sums, np.arange(len(check)), np.arange(len(check)) + len(check), config)
-        out = check[mean < config.merge_similarity]
+        out = check[mean < config.attach_similarity]
         if not len(out):
             break
         labels[out] = next_label + np.arange(len(out))
@@ -398,9 +398,9 @@ def _merge_in_time_order(
 
 
 def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig) -> np.ndarray:
-    """A label per group of `sums`: average linkage cut at `merge_similarity`, candidates `left`-`right`."""
-    from scipy.cluster.hierarchy import linkage
-
+    """A label per group of `sums`: average linkage up to `merge_similarity`, candidates `left`-`right`,
+    where two groups of several members merge only if they are nearly as alike as each is within
+    (`merge_cohesion`, see `_cohesive_linkage`)."""
     groups = len(sums.sizes)
     left, right = _distinct_pairs(left, right, groups)
     strong = group_similarity(sums, left, right, config) >= config.merge_similarity
@@ -409,10 +409,13 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     result = component.copy()
     next_label = count
     # Average linkage can only merge along a pair of groups whose own average passes the threshold, so it
-    # runs per connected component of the strong pairs; two groups joined by one strong pair already share
-    # their component label, so only larger parts need it. Small parts get their pair similarities from
-    # one vectorized call (a call per part costs more in overhead than in arithmetic).
-    parts = members_by_part(component, np.bincount(component) > 2)
+    # runs per connected component of the strong pairs. Small parts get their pair similarities from one
+    # vectorized call (a call per part costs more in overhead than in arithmetic).
+    parts = members_by_part(component, np.bincount(component) > 1)
+    if not parts:
+        return result
+    within = within_similarity(sums, np.concatenate(parts), config)
+    within_of = dict(zip(np.concatenate(parts).tolist(), within.tolist(), strict=True))
     small = [part for part in parts if len(part) <= _SMALL_PART]
     large = [part for part in parts if len(part) > _SMALL_PART]
     pairs = [np.triu_indices(len(part), 1) for part in small]
@@ -426,12 +429,95 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     condensed = [similarities[bounds[k] : bounds[k + 1]] for k in range(len(small))]
     condensed += [all_group_similarities(sums, part, config) for part in large]
     for members, pair_similarity in zip(small + large, condensed, strict=True):
-        tree = linkage(np.clip(1.0 - pair_similarity, 0.0, None), method="average")
-        flat = _cut(tree, 1.0 - config.merge_similarity)
+        flat = _cohesive_linkage(
+            pair_similarity,
+            sums.sizes[members].astype(np.float64),
+            np.array([within_of[int(g)] for g in members]),
+            sums.richness[members].astype(np.float64),
+            config.merge_similarity,
+            config.merge_cohesion,
+        )
         if flat.max() > 0:
             result[members[flat > 0]] = flat[flat > 0] - 1 + next_label
             next_label += int(flat.max())
     return result
+
+
+def within_similarity(sums: _GroupSums, groups: np.ndarray, config: ClusterConfig) -> np.ndarray:
+    """Mean similarity over the pairs of members inside each group (NaN for a group of one).
+
+    From the group with itself: its |A|² ordered pairs minus the |A| self-pairs, each taken as 1.
+    """
+    sizes = sums.sizes[groups].astype(np.float64)
+    with_self = group_similarity(sums, groups, groups, config)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sizes > 1, (sizes**2 * with_self - sizes) / (sizes * (sizes - 1)), np.nan)
+
+
+def _cohesive_linkage(
+    condensed: np.ndarray,
+    sizes: np.ndarray,
+    within: np.ndarray,
+    richness: np.ndarray,
+    threshold: float,
+    cohesion: float,
+) -> np.ndarray:
+    """Average linkage over m groups (`condensed`: their pair similarities in scipy's order), flat labels.
+
+    The most similar pair merges first while its similarity reaches `threshold`, as in scipy's average
+    linkage cut at 1 − threshold. One more rule: two groups of several members merge only if their
+    similarity reaches `cohesion` × the lower of their own within-group similarities. Two halves of one
+    event are as alike across as within (measured ratio 0.98–1.0 on random halves of gold stories); two
+    events of one topic are not (median 0.75 on ECB+, 0.91 on uci-news-head). The merged group's
+    within-similarity is exact: both parts' internal pairs plus the pairs across.
+    """
+    import heapq
+
+    m = len(sizes)
+    labels = np.zeros(m, dtype=np.int64)
+    if m < 2:
+        return labels
+    matrix = np.zeros((m, m))
+    upper = np.triu_indices(m, 1)
+    matrix[upper] = condensed
+    matrix += matrix.T
+    sizes, richness = sizes.copy(), richness.copy()
+    weight = np.ones(m)
+    internal_pairs = sizes * (sizes - 1) / 2
+    internal_sum = np.where(internal_pairs > 0, np.nan_to_num(within) * internal_pairs, 0.0)
+    active = np.ones(m, dtype=bool)
+    version = np.zeros(m, dtype=np.int64)
+    owner = np.arange(m)  # which surviving group each original group is in
+    heap = [(-condensed[k], int(i), int(j), 0, 0) for k, (i, j) in enumerate(zip(*upper)) if condensed[k] >= threshold]
+    heapq.heapify(heap)
+    while heap:
+        negative, i, j, version_i, version_j = heapq.heappop(heap)
+        if not (active[i] and active[j]) or version[i] != version_i or version[j] != version_j:
+            continue  # a stale entry: one side has changed since
+        similarity = -negative
+        if internal_pairs[i] > 0 and internal_pairs[j] > 0:
+            own = min(internal_sum[i] / internal_pairs[i], internal_sum[j] / internal_pairs[j])
+            if similarity < cohesion * min(richness[i], richness[j]) * own:
+                continue
+        # Merge j into i (Lance-Williams update for average linkage).
+        total = sizes[i] + sizes[j]
+        row = (weight[i] * matrix[i] + weight[j] * matrix[j]) / (weight[i] + weight[j])
+        weight[i] += weight[j]
+        matrix[i], matrix[:, i] = row, row
+        matrix[i, i] = 0.0
+        internal_sum[i] += internal_sum[j] + similarity * sizes[i] * sizes[j]
+        richness[i] = (sizes[i] * richness[i] + sizes[j] * richness[j]) / total
+        internal_pairs[i] = total * (total - 1) / 2
+        sizes[i] = total
+        active[j] = False
+        owner[owner == j] = i
+        version[i] += 1
+        for k in np.flatnonzero(active & (row >= threshold)):
+            if k != i:
+                a, b = (i, int(k)) if i < k else (int(k), i)
+                heapq.heappush(heap, (-row[k], a, b, int(version[a]), int(version[b])))
+    _, labels = np.unique(owner, return_inverse=True)
+    return labels
 
 
 def _distinct_pairs(left: np.ndarray, right: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:

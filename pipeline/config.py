@@ -77,6 +77,7 @@ class ClusterConfig:
     min_samples: int = 1
     attach_similarity: float = 0.2
     merge_similarity: float = 0.35
+    merge_cohesion: float = 0.85
     merge_step_items: int = 100
 
     def validate(self) -> None:
@@ -90,6 +91,7 @@ class ClusterConfig:
         _in_range("cluster.min_samples", self.min_samples, 1, 1000)
         _in_range("cluster.attach_similarity", self.attach_similarity, 0.0, 2.0)
         _in_range("cluster.merge_similarity", self.merge_similarity, 0.0, 1.0)
+        _in_range("cluster.merge_cohesion", self.merge_cohesion, 0.0, 2.0)
         _in_range("cluster.merge_step_items", self.merge_step_items, 0, 10_000_000)
 
 
