@@ -252,19 +252,14 @@ def _combine(
     return similarity * dates
 
 
-def group_date_agreement(
-    sums: _GroupSums, left: np.ndarray, right: np.ndarray, dense: bool = False
-) -> np.ndarray:
+def group_date_agreement(sums: _GroupSums, left: np.ndarray, right: np.ndarray, dense: bool = False) -> np.ndarray:
     """Mean `date_agreement` over all member pairs of two groups, exactly (per channel; channels multiply).
 
     A pair counts 1 unless both members are dated, so the mean is 1 − (dated pairs − their agreement)/|A||B|,
     and the agreement of a dated pair is bilinear in the members' date vectors.
     `dense`: all pairs of `left` × `right` as a matrix instead of the listed pairs.
     """
-    if dense:
-        sizes = np.outer(sums.sizes[left], sums.sizes[right])
-    else:
-        sizes = sums.sizes[left] * sums.sizes[right]
+    sizes = np.outer(sums.sizes[left], sums.sizes[right]) if dense else sums.sizes[left] * sums.sizes[right]
     factor = np.ones(sizes.shape)
     for cover, mass, dated in zip(sums.date_covers, sums.date_masses, sums.dated, strict=True):
         if dense:
@@ -272,7 +267,9 @@ def group_date_agreement(
             agree = ((cover[left] @ mass[right].T).toarray() + (mass[left] @ cover[right].T).toarray()) / 2
         else:
             pairs = dated[left] * dated[right]
-            agree = (sparse_cross_products(cover, mass, left, right) + sparse_cross_products(cover, mass, right, left)) / 2
+            agree = (
+                sparse_cross_products(cover, mass, left, right) + sparse_cross_products(cover, mass, right, left)
+            ) / 2
         factor *= 1.0 - np.clip(pairs - agree, 0.0, None) / sizes
     return factor
 
@@ -488,7 +485,8 @@ def _cohesive_linkage(
     active = np.ones(m, dtype=bool)
     version = np.zeros(m, dtype=np.int64)
     owner = np.arange(m)  # which surviving group each original group is in
-    heap = [(-condensed[k], int(i), int(j), 0, 0) for k, (i, j) in enumerate(zip(*upper)) if condensed[k] >= threshold]
+    passing = np.flatnonzero(condensed >= threshold)
+    heap = [(-condensed[k], int(upper[0][k]), int(upper[1][k]), 0, 0) for k in passing]
     heapq.heapify(heap)
     while heap:
         negative, i, j, version_i, version_j = heapq.heappop(heap)

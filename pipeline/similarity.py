@@ -262,7 +262,7 @@ def _tfidf_matrices(texts: list[str]) -> tuple[sparse.csr_matrix, sparse.csr_mat
 REFERENCE_CEILING = 7.0  # Zipf value (log10 per billion words) from which a word carries no weight
 
 
-def term_weights(terms: "np.ndarray | list[str]") -> np.ndarray:
+def term_weights(terms: np.ndarray | list[str]) -> np.ndarray:
     """Inverse reference frequency of each term: `REFERENCE_CEILING` − its Zipf frequency in English.
 
     "the" weighs 0, "police" 1.7, "shooting" 2.2, "Kokomo" 4.5, an unseen name or number 7.
