@@ -84,7 +84,9 @@ def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarra
         labels[free_index[inside[clustered]]] = found[clustered] + next_label
         next_label += int(found.max(initial=-1) + 1)
 
-    attached = _attach_noise(graph.matrix(graph.density), labels, config.attach_similarity)
+    # Noise joins this run's cores only: a stored story takes a new item by the merge rule alone (its mean
+    # similarity over all members), as a story built earlier in one run does.
+    attached = _attach_noise(graph.matrix(graph.density), labels, config.attach_similarity, hosts=free)
     noise = np.flatnonzero(labels < 0)
     labels[noise] = next_label + np.arange(len(noise))
     return labels, attached
@@ -117,7 +119,7 @@ def _cohesive_cores(features: ItemFeatures, labels: np.ndarray, fixed: np.ndarra
         )
         sums = _GroupSums.of(features, np.arange(n)).combined(membership)
         mean = group_similarity(sums, np.arange(len(check)), np.arange(len(check)) + len(check), config)
-        out = check[mean < config.attach_similarity]
+        out = check[mean < config.merge_similarity]
         if not len(out):
             break
         labels[out] = next_label + np.arange(len(out))
@@ -168,15 +170,15 @@ def _kth_smallest_per_row(matrix: sparse.csr_matrix, k: int) -> np.ndarray:
     return result
 
 
-def _attach_noise(density: sparse.csr_matrix, labels: np.ndarray, threshold: float) -> int:
+def _attach_noise(density: sparse.csr_matrix, labels: np.ndarray, threshold: float, hosts: np.ndarray) -> int:
     """Each noise item, in batch order, joins the group of its densest grouped neighbour if that density
     passes; an item attached this way can take in later ones (measured: order-free variants that attach
-    only to HDBSCAN's own groups lose 0.002 BCubed F1 on uci-news-head)."""
+    only to HDBSCAN's own groups lose 0.002 BCubed F1 on uci-news-head). Only `hosts` take items in."""
     attached = 0
     for item in np.flatnonzero(labels < 0):
         start, end = density.indptr[item], density.indptr[item + 1]
         neighbours, scores = density.indices[start:end], density.data[start:end]
-        grouped = labels[neighbours] >= 0
+        grouped = (labels[neighbours] >= 0) & hosts[neighbours]
         if grouped.any():
             best = int(np.argmax(np.where(grouped, scores, -np.inf)))
             if scores[best] >= threshold:
@@ -197,9 +199,12 @@ class _GroupSums:
     words: sparse.csr_matrix
     entities: sparse.csr_matrix
     richness_sums: np.ndarray
-    date_covers: tuple[sparse.csr_matrix, ...]  # per date channel (days, months), see `DateChannel`
+    date_covers: tuple[sparse.csr_matrix, ...]  # per date channel (days, months, years), see `DateChannel`
     date_masses: tuple[sparse.csr_matrix, ...]
     dated: tuple[np.ndarray, ...]  # per date channel, how many members have a date there
+    mention_covers: tuple[sparse.csr_matrix, ...]  # the same over the members whose dates are mentions
+    mention_masses: tuple[sparse.csr_matrix, ...]
+    mentioned: tuple[np.ndarray, ...]
 
     @classmethod
     def of(cls, features: ItemFeatures, labels: np.ndarray) -> _GroupSums:
@@ -207,7 +212,8 @@ class _GroupSums:
         membership = sparse.csr_matrix(
             (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))), shape=(groups, len(labels))
         )
-        channels = (features.dates.days, features.dates.months)
+        channels = features.dates.channels
+        mentions = [c.mentions_only() for c in channels]
         items = cls(  # each item as a group of one
             sizes=np.ones(len(labels), dtype=np.float32),
             vectors=features.vectors,
@@ -217,6 +223,9 @@ class _GroupSums:
             date_covers=tuple(c.cover for c in channels),
             date_masses=tuple(c.mass for c in channels),
             dated=tuple(c.known.astype(np.float64) for c in channels),
+            mention_covers=tuple(c.cover for c in mentions),
+            mention_masses=tuple(c.mass for c in mentions),
+            mentioned=tuple(c.known.astype(np.float64) for c in mentions),
         )
         return items.combined(membership)
 
@@ -231,6 +240,9 @@ class _GroupSums:
             date_covers=tuple((membership @ m).tocsr() for m in self.date_covers),
             date_masses=tuple((membership @ m).tocsr() for m in self.date_masses),
             dated=tuple(membership @ d for d in self.dated),
+            mention_covers=tuple((membership @ m).tocsr() for m in self.mention_covers),
+            mention_masses=tuple((membership @ m).tocsr() for m in self.mention_masses),
+            mentioned=tuple(membership @ d for d in self.mentioned),
         )
 
     @property
@@ -255,22 +267,28 @@ def _combine(
 def group_date_agreement(sums: _GroupSums, left: np.ndarray, right: np.ndarray, dense: bool = False) -> np.ndarray:
     """Mean `date_agreement` over all member pairs of two groups, exactly (per channel; channels multiply).
 
-    A pair counts 1 unless both members are dated, so the mean is 1 − (dated pairs − their agreement)/|A||B|,
-    and the agreement of a dated pair is bilinear in the members' date vectors.
+    A pair counts 1 unless it is compared (both dated, not both mentions), so the mean is
+    1 − (compared pairs − their agreement)/|A||B|; compared pairs are all dated pairs less the pairs of two
+    mentions, and the agreement of a pair is bilinear in the members' date vectors.
     `dense`: all pairs of `left` × `right` as a matrix instead of the listed pairs.
     """
-    sizes = np.outer(sums.sizes[left], sums.sizes[right]) if dense else sums.sizes[left] * sums.sizes[right]
-    factor = np.ones(sizes.shape)
-    for cover, mass, dated in zip(sums.date_covers, sums.date_masses, sums.dated, strict=True):
+
+    def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.outer(a[left], b[right]) if dense else a[left] * b[right]
+
+    def products(cover: sparse.csr_matrix, mass: sparse.csr_matrix) -> np.ndarray:
         if dense:
-            pairs = np.outer(dated[left], dated[right])
-            agree = ((cover[left] @ mass[right].T).toarray() + (mass[left] @ cover[right].T).toarray()) / 2
-        else:
-            pairs = dated[left] * dated[right]
-            agree = (
-                sparse_cross_products(cover, mass, left, right) + sparse_cross_products(cover, mass, right, left)
-            ) / 2
-        factor *= 1.0 - np.clip(pairs - agree, 0.0, None) / sizes
+            return ((cover[left] @ mass[right].T).toarray() + (mass[left] @ cover[right].T).toarray()) / 2
+        return (sparse_cross_products(cover, mass, left, right) + sparse_cross_products(cover, mass, right, left)) / 2
+
+    sizes = cross(sums.sizes, sums.sizes)
+    factor = np.ones(sizes.shape)
+    for k in range(len(sums.dated)):
+        compared = cross(sums.dated[k], sums.dated[k]) - cross(sums.mentioned[k], sums.mentioned[k])
+        agree = products(sums.date_covers[k], sums.date_masses[k])
+        if sums.mentioned[k].any():
+            agree = agree - products(sums.mention_covers[k], sums.mention_masses[k])
+        factor *= 1.0 - np.clip(compared - agree, 0.0, None) / sizes
     return factor
 
 

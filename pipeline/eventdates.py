@@ -14,6 +14,7 @@ and tested by property tests (`tests/test_eventdates.py`). Anything unresolvable
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -116,23 +117,52 @@ class DateChannel:
     items, and the mean agreement of two groups, are dot products of sums.
 
     `cover[i]` is how close each bin is to item i's nearest date (the kernel: 1 within the tolerance, then
-    decaying), `mass[i]` spreads 1 over item i's own dates, `known[i]` says whether item i has any.
+    decaying), `mass[i]` spreads 1 over item i's own dates, `known[i]` says whether item i has any, and
+    `mention[i]` whether they are only mentions in an undated text. Two mentions are not compared (a text
+    names background dates as readily as its event's); a mention is compared with a publication date.
     """
 
     cover: sparse.csr_matrix
     mass: sparse.csr_matrix
     known: np.ndarray
+    mention: np.ndarray
+
+    def mentions_only(self) -> DateChannel:
+        """The same channel restricted to the items whose dates are mentions (the others emptied)."""
+        keep = sparse.diags(self.mention.astype(np.float32))
+        return DateChannel(
+            (keep @ self.cover).tocsr(), (keep @ self.mass).tocsr(), self.known & self.mention, self.mention
+        )
 
 
 @dataclass
 class DateEvidence:
-    """Days (precise dates: publication and what the body names around it) and months (every dated item)."""
+    """Days (precise dates: publication and what the body names around it), months (every dated item) and
+    years (the publication year, or for an undated item the year its text names most)."""
 
     days: DateChannel
     months: DateChannel
+    years: DateChannel
+
+    @property
+    def channels(self) -> tuple[DateChannel, ...]:
+        return (self.days, self.months, self.years)
 
 
-def date_evidence(bodies: list[str], published: list[datetime | None], tolerance_days: float) -> DateEvidence:
+def main_year(text: str) -> int | None:
+    """The year a text names most often (the latest on a tie), None when it names none."""
+    years = Counter(int(year) for year in _YEAR.findall(text))
+    if not years:
+        return None
+    return max(years, key=lambda year: (years[year], year))
+
+
+_YEAR = re.compile(r"(?<![\d.,$£€-])\b((?:19|20)\d\d)\b(?![\d.,%-]\d)")
+
+
+def date_evidence(
+    bodies: list[str], published: list[datetime | None], tolerance_days: float, titles: list[str] | None = None
+) -> DateEvidence:
     """Per item date sets as `DateChannel`s: days with `tolerance_days`, months with one month.
 
     A tolerance of 0 turns dates off: no item counts as dated, every pair agrees.
@@ -142,9 +172,16 @@ def date_evidence(bodies: list[str], published: list[datetime | None], tolerance
     sets = [date_sets(body, when) for body, when in zip(bodies, published, strict=True)]
     day_bins = [[d.toordinal() for d in dates] if precise else [] for dates, precise in sets]
     month_bins = [[d.year * 12 + d.month - 1 for d in dates] for dates, _ in sets]
+    titles = titles or [""] * len(bodies)
+    year_bins = []
+    for title, body, when in zip(titles, bodies, published, strict=True):
+        year = when.year if when is not None else main_year(f"{title}\n{body}")
+        year_bins.append([] if year is None or tolerance_days <= 0 else [year])
+    undated = np.array([when is None for when in published])
     return DateEvidence(
-        days=_channel(day_bins, max(0.5, tolerance_days)),
-        months=_channel(month_bins, 1.0),
+        days=_channel(day_bins, max(0.5, tolerance_days), undated),
+        months=_channel(month_bins, 1.0, undated),
+        years=_channel(year_bins, 1.0, undated),
     )
 
 
@@ -154,7 +191,7 @@ def kernel(offset: np.ndarray, tolerance: float) -> np.ndarray:
     return np.exp(-excess / tolerance)
 
 
-def _channel(bins: list[list[int]], tolerance: float) -> DateChannel:
+def _channel(bins: list[list[int]], tolerance: float, mention: np.ndarray) -> DateChannel:
     n = len(bins)
     radius = int(np.ceil(tolerance * (1 + _CUTOFF)))
     offsets = np.arange(-radius, radius + 1)
@@ -190,7 +227,8 @@ def _channel(bins: list[list[int]], tolerance: float) -> DateChannel:
     return DateChannel(
         cover=matrix(cover_rows, cover_cols, cover_vals),
         mass=matrix(mass_rows, mass_cols, mass_vals),
-        known=np.array([bool(item) for item in bins]),
+        known=np.array([bool(item) for item in bins], dtype=bool),
+        mention=np.asarray(mention, dtype=bool),
     )
 
 

@@ -285,19 +285,20 @@ def sparse_pair_products(
 
 
 def date_agreement(dates: DateEvidence, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """How well the dates of each pair's events agree, in [0, 1]; 1 where either side has no date.
+    """How well the dates of each pair's events agree, in [0, 1]; 1 where either side has no date, or both
+    only mentions (see `DateChannel`).
 
-    Per channel (days, months) the closeness of one item's dates to the other's nearest, both ways; the
-    factors multiply. Different dates are evidence against one event, not just missing evidence for it.
+    Per channel (days, months, years) the closeness of one item's dates to the other's nearest, both
+    ways; the factors multiply. Different dates are evidence against one event, not just missing evidence.
     """
     factor = np.ones(len(rows), dtype=np.float32)
-    for channel in (dates.days, dates.months):
-        both = channel.known[rows] & channel.known[cols]
+    for channel in dates.channels:
+        compared = channel.known[rows] & channel.known[cols] & ~(channel.mention[rows] & channel.mention[cols])
         agree = (
             sparse_cross_products(channel.cover, channel.mass, rows, cols)
             + sparse_cross_products(channel.cover, channel.mass, cols, rows)
         ) / 2
-        factor *= np.where(both, np.minimum(agree, 1.0), 1.0).astype(np.float32)
+        factor *= np.where(compared, np.minimum(agree, 1.0), 1.0).astype(np.float32)
     return factor
 
 
