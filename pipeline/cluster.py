@@ -24,7 +24,8 @@ and two stored stories join only when the new reports make their average pass th
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -94,37 +95,54 @@ def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarra
 
 def _cohesive_cores(features: ItemFeatures, labels: np.ndarray, fixed: np.ndarray, config: ClusterConfig) -> np.ndarray:
     """Each free member of a core must stand with the rest of its core: mean similarity to them at least
-    `merge_similarity`, the rule of the merge stage. Members that do not leave as one-item groups."""
+    `merge_similarity`, the rule of the merge stage, so a core is never looser than a merge could make it
+    and a pair of reports of two events cannot ride into a story on HDBSCAN's density alone (which, in a
+    run of a handful of items, is no evidence). Members that do not leave as one-item groups."""
     labels = labels.copy()
-    n = len(labels)
     next_label = int(labels.max(initial=-1) + 1)
     for _ in range(5):
         sizes = np.bincount(labels)
         check = np.flatnonzero((fixed < 0) & (sizes[labels] > 1))
         if not len(check):
             break
-        order = np.argsort(labels, kind="stable")
-        bounds = np.r_[0, np.cumsum(sizes)]
-        rows, cols = [np.arange(len(check))], [check]
-        rest_rows, rest_cols = [], []
-        for r, item in enumerate(check):
-            members = order[bounds[labels[item]] : bounds[labels[item] + 1]]
-            members = members[members != item]
-            rest_rows.append(np.full(len(members), len(check) + r))
-            rest_cols.append(members)
-        r_all = np.concatenate(rows + rest_rows)
-        c_all = np.concatenate(cols + rest_cols)
-        membership = sparse.csr_matrix(
-            (np.ones(len(r_all), dtype=np.float32), (r_all, c_all)), shape=(2 * len(check), n)
-        )
-        sums = _GroupSums.of(features, np.arange(n)).combined(membership)
-        mean = group_similarity(sums, np.arange(len(check)), np.arange(len(check)) + len(check), config)
+        mean, _ = member_fit(features, labels, check, config)
         out = check[mean < config.merge_similarity]
         if not len(out):
             break
         labels[out] = next_label + np.arange(len(out))
         next_label += len(out)
     return labels
+
+
+def member_fit(
+    features: ItemFeatures, labels: np.ndarray, items: np.ndarray, config: ClusterConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean similarity, and mean date agreement, of each of `items` with the other members of its group
+    (NaN for a group of one): exactly, from the group's sums less the item's own."""
+    n = len(labels)
+    groups = int(labels.max(initial=-1) + 1)
+    single = _GroupSums.items(features)
+    whole = single.combined(_indicator(labels, groups))
+    stacked = _GroupSums.stacked([whole, single])
+    k = len(items)
+    rows = np.r_[np.arange(k), np.arange(k) + k, np.arange(k) + k]
+    cols = np.r_[groups + items, labels[items], groups + items]
+    values = np.r_[np.ones(k), np.ones(k), -np.ones(k)].astype(np.float32)
+    membership = sparse.csr_matrix((values, (rows, cols)), shape=(2 * k, groups + n))
+    sums = stacked.combined(membership)
+    left, right = np.arange(k), np.arange(k) + k
+    alone = sums.sizes[right] < 0.5
+    sums.sizes[right] = np.maximum(sums.sizes[right], 1.0)  # a group of one: no rest, reported as NaN
+    similarity = np.where(alone, np.nan, group_similarity(sums, left, right, config))
+    dates = np.where(alone, np.nan, group_date_agreement(sums, left, right))
+    return similarity, dates
+
+
+def _indicator(labels: np.ndarray, groups: int) -> sparse.csr_matrix:
+    """Row g marks the items of group g."""
+    return sparse.csr_matrix(
+        (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))), shape=(groups, len(labels))
+    )
 
 
 def sparse_hdbscan(distance: sparse.csr_matrix, min_cluster_size: int, min_samples: int) -> np.ndarray:
@@ -208,14 +226,34 @@ class _GroupSums:
 
     @classmethod
     def of(cls, features: ItemFeatures, labels: np.ndarray) -> _GroupSums:
-        groups = int(labels.max(initial=-1) + 1)
-        membership = sparse.csr_matrix(
-            (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))), shape=(groups, len(labels))
-        )
+        return cls.items(features).combined(_indicator(labels, int(labels.max(initial=-1) + 1)))
+
+    @classmethod
+    def stacked(cls, parts: list[_GroupSums]) -> _GroupSums:
+        """The groups of several sums, one after the other."""
+
+        def rows(values: list) -> Any:
+            if sparse.issparse(values[0]):
+                return sparse.vstack(values).tocsr()
+            return np.concatenate(values)
+
+        names = [f.name for f in fields(cls)]
+        joined = {}
+        for name in names:
+            values = [getattr(part, name) for part in parts]
+            if isinstance(values[0], tuple):
+                joined[name] = tuple(rows([v[k] for v in values]) for k in range(len(values[0])))
+            else:
+                joined[name] = rows(values)
+        return cls(**joined)
+
+    @classmethod
+    def items(cls, features: ItemFeatures) -> _GroupSums:
+        """Each item as a group of one."""
         channels = features.dates.channels
         mentions = [c.mentions_only() for c in channels]
-        items = cls(  # each item as a group of one
-            sizes=np.ones(len(labels), dtype=np.float32),
+        return cls(
+            sizes=np.ones(len(features.richness), dtype=np.float32),
             vectors=features.vectors,
             words=features.words,
             entities=features.entities,
@@ -227,7 +265,6 @@ class _GroupSums:
             mention_masses=tuple(c.mass for c in mentions),
             mentioned=tuple(c.known.astype(np.float64) for c in mentions),
         )
-        return items.combined(membership)
 
     def combined(self, membership: sparse.csr_matrix) -> _GroupSums:
         """Sums of unions of groups: row k of `membership` marks the groups of union k."""

@@ -1,7 +1,20 @@
-"""Headline stage: one canonical headline per story, chosen from its members, deterministically.
+"""Headline stage: one canonical headline per story, a real member title that says what happened.
 
-A real headline (a member's title) is preferred over a body sentence; among candidates the one whose item
-sits closest to the story's centroid wins (it says what most reports say), ties broken by article id.
+A good canonical headline carries the facts most reports of the event share (who, what, where, how many)
+and little that only one outlet says; it is not a question, a teaser, an opinion or a live-blog label.
+So each titled member is scored by its **consensus**: the terms of its title (words and names, weighted
+by their reference weight, see `pipeline.similarity.term_weights`) are weighed by how many members name
+them (in title or body), giving
+
+- `coverage`: how much of the story's shared vocabulary (terms that at least half of the members name)
+  the title carries, and
+- `precision`: how much of the title is shared (a long title with one outlet's colour scores low),
+
+combined as their harmonic mean, with a penalty for titles that are questions, teasers, opinion or
+live-blog labels, cut or very short. The best score wins; ties go to the member nearest the story's
+centroid, then to the smallest article id, so the choice is deterministic. `Headline.reason` says why in
+one line (kept in `stories.headline_reason`).
+
 Without any title, the most central complete first sentence of a body is used; a cut sentence only as a
 last resort. Candidates are already cleaned by the normalize stage (no source names, no "…").
 """
@@ -16,6 +29,16 @@ import numpy as np
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _MIN_WORDS, _MAX_WORDS = 4, 40
 _FALLBACK_WORDS = 16
+_SHARED = 0.5  # a term at least this share of the members name belongs to the story's shared vocabulary
+# Titles that do not say what happened: labels of live blogs, teasers, opinion and formats.
+_LABEL = re.compile(
+    r"\b(live(?:\s+(?:updates?|blog|coverage|stream))?|as it happened|opinion|editorial|analysis|commentary|"
+    r"explainer|watch|video|photos?|podcast|newsletter|quiz|review|the latest|what we know|"
+    r"here'?s|you won'?t|this is why|everything you need)\b",
+    re.IGNORECASE,
+)
+_LABEL_PREFIX = re.compile(r"^[^:|]{1,30}[:|]\s")  # "LIVE: ...", "Opinion | ...", "WATCH: ..."
+_SHORT_WORDS, _LONG_WORDS = 4, 22
 
 
 @dataclass(frozen=True)
@@ -23,7 +46,8 @@ class HeadlineCandidate:
     article_id: str
     title: str
     text: str
-    truncated: bool
+    truncated: bool  # the title was cut ("…")
+    text_truncated: bool = False  # the body was cut
 
 
 @dataclass(frozen=True)
@@ -31,6 +55,7 @@ class Headline:
     text: str
     article_id: str
     kind: str  # "title", "sentence" or "excerpt": how it was obtained, for people asking why
+    reason: str = ""  # one line: why this one
 
 
 def first_sentence(text: str, truncated: bool) -> tuple[str, bool]:
@@ -41,27 +66,107 @@ def first_sentence(text: str, truncated: bool) -> tuple[str, bool]:
     return sentence, complete
 
 
+def title_terms(text: str) -> set[str]:
+    """The content terms of a text: lower-cased words and numbers without stop words."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return {
+        token.lower().replace(",", "")
+        for token in re.findall(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]", text)
+        if token.lower() not in ENGLISH_STOP_WORDS
+    }
+
+
+def style_penalty(title: str, truncated: bool) -> tuple[float, list[str]]:
+    """A factor in (0, 1] for what makes a title a poor canonical headline, and the reasons found."""
+    reasons = []
+    words = len(title.split())
+    if title.rstrip().endswith("?"):
+        reasons.append("a question")
+    if _LABEL.search(title) or _LABEL_PREFIX.match(title):
+        reasons.append("a label, teaser or opinion")
+    if truncated:
+        reasons.append("cut")
+    if words < _SHORT_WORDS:
+        reasons.append("too short")
+    if words > _LONG_WORDS:
+        reasons.append("too long")
+    if sum(1 for c in title if c.isupper()) > 0.6 * max(1, sum(1 for c in title if c.isalpha())):
+        reasons.append("all capitals")
+    return 0.5 ** len(reasons), reasons
+
+
+@dataclass(frozen=True)
+class TitleScore:
+    """How well one member's title says what the story's members say."""
+
+    score: float
+    coverage: float
+    precision: float
+    problems: tuple[str, ...]
+
+
+def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
+    """`TitleScore` of every candidate's title against all members (title and body) of the story."""
+    from pipeline.similarity import term_weights
+
+    member_terms = [title_terms(f"{c.title} {c.text}") for c in candidates]
+    counts: dict[str, int] = {}
+    for terms in member_terms:
+        for term in terms:
+            counts[term] = counts.get(term, 0) + 1
+    vocabulary = sorted(counts)
+    weight = dict(zip(vocabulary, term_weights(vocabulary).tolist(), strict=True))
+    support = {term: counts[term] / len(candidates) for term in vocabulary}
+    shared = [t for t in vocabulary if support[t] >= _SHARED and weight[t] > 0]
+    shared_total = sum(weight[t] for t in shared)
+    scores = []
+    for candidate in candidates:
+        terms = title_terms(candidate.title) if candidate.title else set()
+        total = sum(weight.get(t, 0.0) for t in terms)
+        precision = sum(weight.get(t, 0.0) * support.get(t, 0.0) for t in terms) / total if total else 0.0
+        coverage = sum(weight[t] for t in shared if t in terms) / shared_total if shared_total else precision
+        factor, problems = style_penalty(candidate.title, candidate.truncated)
+        fit = 2 * coverage * precision / (coverage + precision) if coverage + precision else 0.0
+        scores.append(TitleScore(fit * factor, coverage, precision, tuple(problems)))
+    return scores
+
+
 def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) -> Headline:
     """Pick the story headline; `vectors` are the members' unit embeddings in the same order."""
     centroid = vectors.mean(axis=0)
     centrality = vectors @ centroid
-    order = sorted(range(len(candidates)), key=lambda i: (-round(float(centrality[i]), 6), candidates[i].article_id))
-
-    titled = [i for i in order if candidates[i].title]
+    titled = [i for i in range(len(candidates)) if candidates[i].title]
     if titled:
-        whole = [i for i in titled if not candidates[i].truncated or not candidates[i].text]
-        best = (whole or titled)[0]
-        return Headline(candidates[best].title, candidates[best].article_id, "title")
+        scores = consensus_scores(candidates)
+        best = min(
+            titled,
+            key=lambda i: (-round(scores[i].score, 6), -round(float(centrality[i]), 6), candidates[i].article_id),
+        )
+        chosen = scores[best]
+        skipped = sum(1 for i in titled if scores[i].problems)
+        reason = (
+            f"member title with the best consensus {chosen.score:.2f} of {len(titled)} titles: carries "
+            f"{chosen.coverage:.0%} of the words most members share, {chosen.precision:.0%} of its words are shared"
+        )
+        if chosen.problems:
+            reason += f"; is {', '.join(chosen.problems)} (no better title)"
+        if skipped:
+            reason += f"; {skipped} title(s) marked down as question, label, teaser, cut or length"
+        return Headline(candidates[best].title, candidates[best].article_id, "title", reason)
 
+    order = sorted(range(len(candidates)), key=lambda i: (-round(float(centrality[i]), 6), candidates[i].article_id))
     sentences = []
     for i in order:
-        sentence, complete = first_sentence(candidates[i].text, candidates[i].truncated)
+        sentence, complete = first_sentence(candidates[i].text, candidates[i].text_truncated)
         words = len(sentence.split())
         sentences.append((i, sentence, complete and _MIN_WORDS <= words <= _MAX_WORDS))
     for i, sentence, usable in sentences:
         if usable:
-            return Headline(sentence, candidates[i].article_id, "sentence")
+            reason = "no member has a title: the complete first sentence of the member nearest the story's centre"
+            return Headline(sentence, candidates[i].article_id, "sentence", reason)
     i, sentence, _ = sentences[0]
     words = sentence.split()
     excerpt = " ".join(words[:_FALLBACK_WORDS]).rstrip(",;:")
-    return Headline(excerpt, candidates[i].article_id, "excerpt")
+    reason = "no title and no complete first sentence: the start of the most central member's text"
+    return Headline(excerpt, candidates[i].article_id, "excerpt", reason)

@@ -137,6 +137,8 @@ def normalize_record(record: RawRecord, article_id: str | None = None) -> Articl
     text, text_cut = strip_truncation(text)
     if title_cut or text_cut:
         notes.append("truncated")
+    if title_cut:
+        notes.append("title truncated")
     text = strip_dateline(text)
     text, text_source = strip_source_tags(text, source)
     title, title_source = strip_source_tags(title, source, loose=False)

@@ -299,7 +299,7 @@ def _cluster_new(
         counts.update(cores=clustering.cores, attached=clustering.attached, merges=clustering.merges)
 
     with timer.stage("headline") as counts:
-        plan = _assign(store, items, context_story, clustering.labels, vectors, near.group)
+        plan = _assign(store, items, context_story, clustering.labels, vectors, near.group, graph.features, config)
         counts.update(stories=len(plan.touched), new_stories=len(plan.created), merged=len(plan.merges))
     return plan, _Fresh(vectors=fresh, signatures=fresh_signatures, scheme=scheme)
 
@@ -326,10 +326,18 @@ def _assign(
     labels: np.ndarray,
     vectors: np.ndarray,
     near_group: np.ndarray,
+    features: Any,
+    config: Config,
 ) -> _StoryPlan:
-    """Map clusters onto stories: join, create or merge, never silently move an existing member."""
-    from pipeline.cluster import members_by_part
+    """Map clusters onto stories: join, create or merge, never silently move an existing member.
+
+    Each new member's row says why it is there: its mean similarity and date agreement with the other
+    members (the merge rule), its dates, and the names it shares with most members or lacks.
+    """
+    from pipeline.cluster import member_fit, members_by_part
+    from pipeline.eventdates import date_sets
     from pipeline.headline import HeadlineCandidate, choose_headline
+    from pipeline.similarity import entity_tokens
 
     plan = _StoryPlan()
     n_context = len(context_story)
@@ -374,6 +382,11 @@ def _assign(
     for i in range(len(items)):
         group_first.setdefault(int(near_group[i]), i)
     group_size = Counter(int(g) for g in near_group)
+    story_number = {story: number for number, story in enumerate(sorted(by_story))}
+    story_labels = np.array([story_number[story_of[i]] for i in range(len(items))], dtype=np.int64)
+    joining = np.array(sorted(i for story in plan.touched for i in by_story[story] if i >= n_context), dtype=np.int64)
+    fit, agreement = member_fit(features, story_labels, joining, config.cluster)
+    fit_of = {int(i): (f, d) for i, f, d in zip(joining, fit, agreement, strict=True)}
     now = datetime.now()
     for story in sorted(plan.touched):
         members = sorted(by_story[story])
@@ -382,11 +395,15 @@ def _assign(
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
         pairwise = member_vectors @ member_vectors.T
         np.fill_diagonal(pairwise, -np.inf)
+        names = {i: set(entity_tokens(items[i].content)) for i in members}
+        counts = Counter(name for i in members for name in names[i])
+        shared = {name for name, count in counts.items() if count >= len(members) / 2 and len(members) > 1}
         for position, i in enumerate(members):
             if i < n_context:
                 continue
             nearest = int(np.argmax(pairwise[position])) if len(members) > 1 else None
             group = int(near_group[i])
+            story_similarity, date_agreement = fit_of[i]
             plan.members.append(
                 {
                     "story_id": story,
@@ -395,10 +412,21 @@ def _assign(
                     "nearest_article_id": items[members[nearest]].article_id if nearest is not None else None,
                     "nearest_similarity": round(float(pairwise[position, nearest]), 4) if nearest is not None else None,
                     "near_duplicate_group": items[group_first[group]].article_id if group_size[group] > 1 else None,
+                    "story_similarity": None if np.isnan(story_similarity) else round(float(story_similarity), 4),
+                    "date_agreement": None if np.isnan(date_agreement) else round(float(date_agreement), 4),
+                    "event_dates": date_sets(items[i].text, items[i].published_at)[0],
+                    "shared_names": sorted(names[i] & shared),
+                    "missing_names": sorted(shared - names[i]),
                 }
             )
         candidates = [
-            HeadlineCandidate(items[i].article_id, items[i].title, items[i].text, "truncated" in items[i].notes)
+            HeadlineCandidate(
+                items[i].article_id,
+                items[i].title,
+                items[i].text,
+                "title truncated" in items[i].notes,
+                "truncated" in items[i].notes,
+            )
             for i in members
         ]
         headline = choose_headline(candidates, member_vectors)
@@ -409,6 +437,7 @@ def _assign(
                 "headline": headline.text,
                 "headline_article_id": headline.article_id,
                 "headline_kind": headline.kind,
+                "headline_reason": headline.reason,
                 "size": len(members),
                 "sources": len({items[i].source for i in members if items[i].source}),
                 "first_seen": min(dates) if dates else None,
@@ -474,11 +503,14 @@ def _write(
             [survivor, run_id, now, old],
         )
     if plan.members:
-        members = pa.Table.from_pylist(plan.members)
+        members = pa.Table.from_pylist(plan.members, schema=_member_schema())
         db.register("new_members", members)
         db.execute(
-            "INSERT INTO story_members SELECT story_id, article_id, similarity, nearest_article_id, "
-            "nearest_similarity, near_duplicate_group, ? AS joined_run_id FROM new_members",
+            "INSERT INTO story_members (story_id, article_id, similarity, nearest_article_id, nearest_similarity, "
+            "near_duplicate_group, joined_run_id, story_similarity, date_agreement, event_dates, shared_names, "
+            "missing_names) SELECT story_id, article_id, similarity, nearest_article_id, nearest_similarity, "
+            "near_duplicate_group, ? AS joined_run_id, story_similarity, date_agreement, event_dates, shared_names, "
+            "missing_names FROM new_members",
             [run_id],
         )
         db.unregister("new_members")
@@ -487,10 +519,13 @@ def _write(
         db.register("touched_stories", stories)
         db.execute(
             """
-            INSERT INTO stories SELECT story_id, headline, headline_article_id, headline_kind, size, sources,
-                first_seen, last_seen, 'open', NULL, ?, ?, updated_at FROM touched_stories
+            INSERT INTO stories (story_id, headline, headline_article_id, headline_kind, size, sources, first_seen,
+                last_seen, status, merged_into, created_run_id, updated_run_id, updated_at, headline_reason)
+            SELECT story_id, headline, headline_article_id, headline_kind, size, sources,
+                first_seen, last_seen, 'open', NULL, ?, ?, updated_at, headline_reason FROM touched_stories
             ON CONFLICT (story_id) DO UPDATE SET headline = excluded.headline,
                 headline_article_id = excluded.headline_article_id, headline_kind = excluded.headline_kind,
+                headline_reason = excluded.headline_reason,
                 size = excluded.size, sources = excluded.sources, first_seen = excluded.first_seen,
                 last_seen = excluded.last_seen, updated_run_id = excluded.updated_run_id,
                 updated_at = excluded.updated_at
@@ -510,6 +545,26 @@ def _write(
         db.register("new_rejects", table)
         db.execute("INSERT INTO rejects SELECT ? AS run_id, file, line, reason, record FROM new_rejects", [run_id])
         db.unregister("new_rejects")
+
+
+def _member_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("story_id", pa.string()),
+            ("article_id", pa.string()),
+            ("similarity", pa.float32()),
+            ("nearest_article_id", pa.string()),
+            ("nearest_similarity", pa.float32()),
+            ("near_duplicate_group", pa.string()),
+            ("story_similarity", pa.float32()),
+            ("date_agreement", pa.float32()),
+            ("event_dates", pa.list_(pa.date32())),
+            ("shared_names", pa.list_(pa.string())),
+            ("missing_names", pa.list_(pa.string())),
+        ]
+    )
 
 
 def _list_array(matrix: np.ndarray) -> Any:

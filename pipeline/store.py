@@ -79,6 +79,29 @@ MIGRATIONS: list[tuple[str, str]] = [
         COMMENT ON TABLE minhash_cache IS 'MinHash signatures by shingling scheme and text hash, so no text is hashed twice';
         """,
     ),
+    (
+        "evidence for and against each member, and why the headline",
+        """
+        ALTER TABLE stories ADD COLUMN headline_reason VARCHAR;
+        COMMENT ON COLUMN stories.headline_reason IS 'Why this headline: how much of what most members say it carries';
+        ALTER TABLE story_members ADD COLUMN story_similarity REAL;
+        COMMENT ON COLUMN story_members.story_similarity IS 'Mean similarity to the other members when it joined: the merge rule needs cluster.merge_similarity';
+        ALTER TABLE story_members ADD COLUMN date_agreement REAL;
+        COMMENT ON COLUMN story_members.date_agreement IS 'How well its event dates agree with the other members (1: no conflict or no dates), when it joined';
+        ALTER TABLE story_members ADD COLUMN event_dates DATE[];
+        COMMENT ON COLUMN story_members.event_dates IS 'Dates its event may have: publication date and the dates its body names (for undated items: full dates named)';
+        ALTER TABLE story_members ADD COLUMN shared_names VARCHAR[];
+        COMMENT ON COLUMN story_members.shared_names IS 'Names and numbers it shares with at least half of the members: evidence for';
+        ALTER TABLE story_members ADD COLUMN missing_names VARCHAR[];
+        COMMENT ON COLUMN story_members.missing_names IS 'Names and numbers at least half of the members give and it does not: evidence against';
+        CREATE OR REPLACE VIEW story_articles AS
+            SELECT m.story_id, s.headline, a.article_id, a.title, a.source, a.published_at, a.url,
+                   m.similarity, m.nearest_article_id, m.nearest_similarity, m.near_duplicate_group,
+                   m.story_similarity, m.date_agreement, m.event_dates, m.shared_names, m.missing_names
+            FROM story_members m JOIN stories s USING (story_id) JOIN articles a USING (article_id)
+            ORDER BY m.story_id, a.published_at NULLS LAST, a.article_id;
+        """,
+    ),
 ]
 
 
