@@ -485,7 +485,7 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
             pair_similarity,
             sums.sizes[members].astype(np.float64),
             np.array([within_of[int(g)] for g in members]),
-            sums.richness[members].astype(np.float64),
+            np.minimum(1.0, sums.richness[members] * config.full_text_words / LEDE_WORDS).astype(np.float64),
             config.merge_similarity,
             config.merge_cohesion,
         )
@@ -510,18 +510,20 @@ def _cohesive_linkage(
     condensed: np.ndarray,
     sizes: np.ndarray,
     within: np.ndarray,
-    richness: np.ndarray,
+    body: np.ndarray,
     threshold: float,
     cohesion: float,
 ) -> np.ndarray:
     """Average linkage over m groups (`condensed`: their pair similarities in scipy's order), flat labels.
 
     The most similar pair merges first while its similarity reaches `threshold`, as in scipy's average
-    linkage cut at 1 − threshold. One more rule: two groups of several members merge only if their
-    similarity reaches `cohesion` × the lower of their own within-group similarities. Two halves of one
-    event are as alike across as within (measured ratio 0.98–1.0 on random halves of gold stories); two
-    events of one topic are not (median 0.75 on ECB+, 0.91 on uci-news-head). The merged group's
-    within-similarity is exact: both parts' internal pairs plus the pairs across.
+    linkage (each group weighing one) cut at 1 − threshold. One more rule: two groups of several members
+    merge only if their similarity reaches `cohesion` × the lower of their own within-group similarities,
+    scaled by `body` (1 for texts of `LEDE_WORDS` or more, less for bare headlines, whose within-group
+    similarity measures copying rather than the event). Two halves of one event are as alike across as
+    within (ratio 0.98–1.0 on random halves of gold stories); two events of one topic are not (median
+    0.75 on ECB+). The merged group's within-similarity is exact: both parts' internal pairs and the
+    pairs across.
     """
     import heapq
 
@@ -533,7 +535,7 @@ def _cohesive_linkage(
     upper = np.triu_indices(m, 1)
     matrix[upper] = condensed
     matrix += matrix.T
-    sizes, richness = sizes.copy(), richness.copy()
+    sizes, body = sizes.copy(), body.copy()
     weight = np.ones(m)
     internal_pairs = sizes * (sizes - 1) / 2
     internal_sum = np.where(internal_pairs > 0, np.nan_to_num(within) * internal_pairs, 0.0)
@@ -550,7 +552,8 @@ def _cohesive_linkage(
         similarity = -negative
         if internal_pairs[i] > 0 and internal_pairs[j] > 0:
             own = min(internal_sum[i] / internal_pairs[i], internal_sum[j] / internal_pairs[j])
-            if similarity < cohesion * min(richness[i], richness[j]) * own:
+            demand = cohesion * min(body[i], body[j]) * own
+            if similarity < demand:
                 continue
         # Merge j into i (Lance-Williams update for average linkage).
         total = sizes[i] + sizes[j]
@@ -559,7 +562,7 @@ def _cohesive_linkage(
         matrix[i], matrix[:, i] = row, row
         matrix[i, i] = 0.0
         internal_sum[i] += internal_sum[j] + similarity * sizes[i] * sizes[j]
-        richness[i] = (sizes[i] * richness[i] + sizes[j] * richness[j]) / total
+        body[i] = (sizes[i] * body[i] + sizes[j] * body[j]) / total
         internal_pairs[i] = total * (total - 1) / 2
         sizes[i] = total
         active[j] = False
@@ -591,6 +594,7 @@ def _cut(tree: np.ndarray, height: float) -> np.ndarray:
     return np.unique(root[:leaves], return_inverse=True)[1]
 
 
+LEDE_WORDS = 30  # words from which a text has a body: bare headlines (about 10 words) do not
 _SMALL_PART = 64  # groups: up to this, a part's pair similarities are computed with the others of its step
 
 
