@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := samples/ukraine-kyiv-nato.txt
 DATA ?= ../shared/data
 
-.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale clean
+.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ lint: $(STAMP)
 
 # Quality on the labelled sets (each into its own fresh database).
 eval: $(STAMP)
-	for set in ecbplus uci-news-head; do \
+	for set in gvc-val ecbplus uci-news-head; do \
 		rm -f data/eval-$$set.duckdb; \
 		HF_HUB_OFFLINE=1 $(BIN)/storyclust run $(DATA)/$$set/docs.jsonl --db data/eval-$$set.duckdb -q && \
 		$(BIN)/storyclust eval --db data/eval-$$set.duckdb --gold $(DATA)/$$set/gold.jsonl --json; \
@@ -43,16 +43,21 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-compare bench-incremental bench-scale
+bench: bench-compare bench-incremental bench-scale bench-quality
 
 bench-compare: $(BENCH_STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.compare $(DATA)/uci-news-head $(DATA)/ecbplus
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.compare $(DATA)/uci-news-head $(DATA)/ecbplus $(DATA)/gvc-val
 
 bench-incremental: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.slices $(DATA)/uci-news-head --slices 12
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.slices $(DATA)/gvc-val --slices 12
 
 bench-scale: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.scale 20000 50000 200000 --data $(DATA)
+
+# Quality alone, with the other labelled sets, in a 50k-item stream, and of the headlines (uses bench-scale's vectors).
+bench-quality: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.quality $(DATA) --stream 50000
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

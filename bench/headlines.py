@@ -8,7 +8,7 @@ For every story of two or more titled members in a database, each rule picks one
 - `centroid`: the member nearest the centroid of the members' sentence vectors (the previous chooser).
 
 and the pick is scored by **shared-fact F1**: recall is the share of the story's shared names and numbers
-(capitalised names and numbers that at least half of the members name, in title or body) that the title
+(capitalised names and numbers that at least half of the members, and two at least, name in title or body) that the title
 carries; precision is the mean share of members that name each of the title's words (a word few members
 share, or a long title, lowers it). The F1 of the two, averaged over stories, is reported per rule. It is
 not the chooser's own objective: the chooser weighs all words by their reference weight, the score counts
@@ -35,7 +35,7 @@ def shared_fact_f1(headline: str, members: list[str]) -> float | None:
     for found in names:
         for name in found:
             counts[name] = counts.get(name, 0) + 1
-    shared = {name for name, count in counts.items() if count >= len(members) / 2}
+    shared = {name for name, count in counts.items() if count >= max(2, len(members) / 2)}
     if not shared:
         return None
     words = title_terms(headline)

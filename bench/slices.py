@@ -103,7 +103,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         result = {"machine": machine(), **compare(args.data, args.slices, config, Path(work), args.config)}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "incremental.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    stem = f"incremental-{args.data.name}"
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     whole, sliced = result["whole"], result["sliced"]
     text = "\n".join(
         [
@@ -137,7 +138,7 @@ def main() -> None:
             f"{result['warm_rerun_seconds']:.2f} s = {100 * result['warm_to_cold']:.1f}% of cold.",
         ]
     )
-    (args.out / "incremental.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / f"{stem}.md").write_text(text + "\n", encoding="utf-8")
     print(text)
 
 

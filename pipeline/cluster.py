@@ -387,6 +387,14 @@ def merge_steps(hours: np.ndarray, fixed: np.ndarray, step_items: int) -> np.nda
     steps = np.zeros(len(hours), dtype=np.int64)
     new = np.flatnonzero(fixed < 0)
     dated = new[~np.isnan(hours[new])]
+    import os
+
+    if os.environ.get("STEPMIN") and len(dated):
+        minutes = float(os.environ["STEPMIN"])
+        clock = np.floor(hours[dated] * 60.0 / minutes)
+        _, steps[dated] = np.unique(clock, return_inverse=True)
+        steps[new[np.isnan(hours[new])]] = steps[dated].max() + 1
+        return steps
     if step_items > 0 and len(dated):
         by_time = dated[np.lexsort((dated, hours[dated]))]
         steps[by_time] = np.arange(len(by_time)) // step_items

@@ -6,8 +6,8 @@ So each titled member is scored by its **consensus**: the terms of its title (wo
 by their reference weight, see `pipeline.similarity.term_weights`) are weighed by how many members name
 them (in title or body), giving
 
-- `coverage`: how much of the story's shared vocabulary (terms that at least half of the members name)
-  the title carries, and
+- `coverage`: how much of the story's shared facts (names and numbers that at least half of the members,
+  two at least, give; shared words where no name is shared) the title carries, and
 - `precision`: how much of the title is shared (a long title with one outlet's colour scores low),
 
 combined as their harmonic mean, with a penalty for titles that are questions, teasers, opinion or
@@ -29,7 +29,7 @@ import numpy as np
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _MIN_WORDS, _MAX_WORDS = 4, 40
 _FALLBACK_WORDS = 16
-_SHARED = 0.5  # a term at least this share of the members name belongs to the story's shared vocabulary
+_SHARED = 0.5  # a term that this share of the members (two at least) name belongs to the story's shared vocabulary
 # Titles that do not say what happened: labels of live blogs, teasers, opinion and formats.
 _LABEL = re.compile(
     r"\b(live(?:\s+(?:updates?|blog|coverage|stream))?|as it happened|opinion|editorial|analysis|commentary|"
@@ -108,9 +108,10 @@ class TitleScore:
 
 def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
     """`TitleScore` of every candidate's title against all members (title and body) of the story."""
-    from pipeline.similarity import term_weights
+    from pipeline.similarity import entity_tokens, term_weights
 
     member_terms = [title_terms(f"{c.title} {c.text}") for c in candidates]
+    member_names = [set(entity_tokens(f"{c.title}\n{c.text}")) for c in candidates]
     counts: dict[str, int] = {}
     for terms in member_terms:
         for term in terms:
@@ -118,7 +119,14 @@ def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
     vocabulary = sorted(counts)
     weight = dict(zip(vocabulary, term_weights(vocabulary).tolist(), strict=True))
     support = {term: counts[term] / len(candidates) for term in vocabulary}
-    shared = [t for t in vocabulary if support[t] >= _SHARED and weight[t] > 0]
+    name_counts: dict[str, int] = {}
+    for names in member_names:
+        for name in names:
+            name_counts[name] = name_counts.get(name, 0) + 1
+    shared_names = {n for n, k in name_counts.items() if k >= max(2, _SHARED * len(candidates))}
+    shared = [t for t in vocabulary if support[t] >= _SHARED and counts[t] >= 2 and weight[t] > 0]
+    if shared_names:  # the facts: names and numbers most members give, where there are any
+        shared = [t for t in shared if t in shared_names]
     shared_total = sum(weight[t] for t in shared)
     scores = []
     for candidate in candidates:
@@ -147,7 +155,8 @@ def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) ->
         skipped = sum(1 for i in titled if scores[i].problems)
         reason = (
             f"member title with the best consensus {chosen.score:.2f} of {len(titled)} titles: carries "
-            f"{chosen.coverage:.0%} of the words most members share, {chosen.precision:.0%} of its words are shared"
+            f"{chosen.coverage:.0%} of the names and numbers most members give, {chosen.precision:.0%} of its words "
+            "are shared"
         )
         if chosen.problems:
             reason += f"; is {', '.join(chosen.problems)} (no better title)"

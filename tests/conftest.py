@@ -19,5 +19,13 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "stories.duckdb"
 
 
+@pytest.fixture
+def shared_data() -> Path:
+    """The labelled sets. Missing data fails the test: a quality check that skips cannot report a failure."""
+    if not SHARED_DATA.exists():
+        pytest.fail(f"labelled data not found at {SHARED_DATA}: put ../shared beside the repository")
+    return SHARED_DATA
+
+
 def needs_shared_data() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not beside the repository")
+    return pytest.mark.usefixtures("shared_data")

@@ -80,3 +80,21 @@ def test_stream_is_deterministic_in_time_order_with_known_stories() -> None:
     rng = np.random.default_rng(0)
     variants = {perturb("The central bank raised its main rate by a quarter point on Tuesday", rng) for _ in range(50)}
     assert len(variants) > 10  # words dropped or swapped, prefixes, suffixes, truncation
+
+
+def test_shared_fact_f1_rewards_shared_names_and_penalises_extra_words() -> None:
+    from bench.headlines import shared_fact_f1
+
+    members = [
+        "Four shot at Kokomo bar. Police in Kokomo said the Clinton Drive shooting hurt four.",
+        "Kokomo police: four hurt in shooting on Clinton Drive, says Howard County dispatch.",
+        "Shooting outside Kokomo nightclub on Clinton Drive sends four to hospital.",
+    ]
+    plain = shared_fact_f1("Four shot outside Kokomo bar on Clinton Drive", members)
+    long = shared_fact_f1(
+        "Four shot outside Kokomo bar on Clinton Drive as neighbours describe terrifying night of chaos", members
+    )
+    vague = shared_fact_f1("Shooting leaves four hurt", members)
+    assert plain is not None and long is not None and vague is not None
+    assert plain > long and plain > vague
+    assert shared_fact_f1("Anything", ["no names here", "none here either"]) is None

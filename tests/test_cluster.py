@@ -148,3 +148,30 @@ def test_approximate_neighbours_search_each_distinct_vector_once() -> None:
             assert found[item, 0] == first_item[vector] and abs(sims[item, 0] - 1.0) < 1e-5
         else:  # an original lists only other originals
             assert all(first_item[which[other]] == other for other in found[item])
+
+
+def test_cohesive_linkage_without_the_rule_is_scipy_average_linkage() -> None:
+    from scipy.cluster.hierarchy import linkage
+
+    from pipeline.cluster import _cohesive_linkage, _cut
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        m = int(rng.integers(2, 25))
+        condensed = rng.random(m * (m - 1) // 2)
+        expected = _cut(linkage(1.0 - condensed, method="average"), 1.0 - 0.6)
+        got = _cohesive_linkage(condensed, rng.integers(1, 5, m).astype(float), np.full(m, 0.9), np.ones(m), 0.6, 0.0)
+        assert ((expected[:, None] == expected[None, :]) == (got[:, None] == got[None, :])).all()
+
+
+def test_two_tight_groups_of_full_texts_stay_apart_when_they_are_less_alike_across_than_within() -> None:
+    from pipeline.cluster import _cohesive_linkage
+
+    condensed = np.array([0.5])  # two stories of three members, within 0.8 each, 0.5 across
+    sizes, within = np.array([3.0, 3.0]), np.array([0.8, 0.8])
+    apart = _cohesive_linkage(condensed, sizes, within, np.ones(2), 0.35, 0.85)
+    assert apart[0] != apart[1]
+    headlines = _cohesive_linkage(condensed, sizes, within, np.full(2, 0.3), 0.35, 0.85)  # bare headlines
+    assert headlines[0] == headlines[1]
+    loose = _cohesive_linkage(condensed, sizes, np.array([0.55, 0.8]), np.ones(2), 0.35, 0.85)
+    assert loose[0] == loose[1]  # as alike across as the looser one is within: one event

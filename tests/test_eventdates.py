@@ -1,0 +1,119 @@
+"""Event dates read from text: property tests of the parser and exactness of the date agreement."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime, timedelta
+
+import numpy as np
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy import sparse
+
+from pipeline.cluster import _GroupSums, group_date_agreement
+from pipeline.eventdates import LOOKBACK_DAYS, date_evidence, date_sets, main_year, mentioned_dates
+from pipeline.similarity import ItemFeatures, date_agreement
+
+MONTHS = ["January", "Feb.", "March", "Apr", "May", "June", "Jul.", "August", "Sept.", "October", "Nov.", "Dec."]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+@given(st.text(max_size=300), st.one_of(st.none(), st.dates(date(1990, 1, 1), date(2030, 12, 31))))
+def test_any_text_parses_without_error_and_only_to_real_dates(text: str, published: date | None) -> None:
+    for found in mentioned_dates(text, published):
+        assert isinstance(found, date)
+
+
+@given(st.dates(date(1990, 1, 1), date(2030, 12, 31)))
+def test_a_full_date_reads_back_as_itself(day: date) -> None:
+    month = MONTHS[day.month - 1]
+    assert mentioned_dates(f"It happened on {month} {day.day}, {day.year} at noon.", None) == [day]
+    assert mentioned_dates(f"On {day.day} {month} {day.year} police said", None) == [day]
+
+
+@given(st.dates(date(1990, 1, 8), date(2030, 12, 31)), st.sampled_from(WEEKDAYS))
+def test_a_weekday_is_the_latest_such_day_up_to_publication(published: date, weekday: str) -> None:
+    (found,) = mentioned_dates(f"The shooting happened {weekday} night.", published)
+    assert published - timedelta(days=6) <= found <= published
+    assert found.weekday() == WEEKDAYS.index(weekday)
+
+
+@given(st.dates(date(1990, 1, 8), date(2030, 12, 31)), st.integers(0, 400))
+def test_a_month_and_day_without_year_is_never_after_publication(published: date, back: int) -> None:
+    day = published - timedelta(days=back)
+    assume((day.month, day.day) != (2, 29))
+    (found,) = mentioned_dates(f"police said on {MONTHS[day.month - 1]} {day.day}", published)
+    assert found <= published + timedelta(days=1)
+    assert (found.month, found.day) == (day.month, day.day)
+
+
+def test_the_verb_may_and_lower_case_weekdays_are_not_dates() -> None:
+    assert mentioned_dates("the suspect may 5 times have fired", date(2016, 6, 1)) == []
+    assert mentioned_dates("a friday-night special", date(2016, 6, 1)) == []
+
+
+def test_date_sets_keep_recent_mentions_and_drop_background() -> None:
+    published = datetime(2016, 11, 23, 12)
+    dates, precise = date_sets("Malone was killed Nov. 10 ... a similar case on March 3, 2014.", published)
+    assert precise and dates == [date(2016, 11, 10), date(2016, 11, 23)]
+    assert all(published.date() - timedelta(days=LOOKBACK_DAYS) <= d for d in dates)
+    undated, precise = date_sets("Filed on March 3, 2014 and on May 2, 2015.", None)
+    assert not precise and undated == [date(2014, 3, 3), date(2015, 5, 2)]
+
+
+def test_main_year_is_the_most_named_year() -> None:
+    assert main_year("In 2008 ... the 2008 season ... since 1996") == 2008
+    assert main_year("scored 2,014 points and $1999") is None
+
+
+def test_group_date_agreement_is_the_exact_mean_over_member_pairs_per_channel() -> None:
+    rng = np.random.default_rng(1)
+    n, groups = 40, 8
+    published = [
+        None if rng.random() < 0.3 else datetime(2015, 1, 1) + timedelta(days=int(rng.integers(0, 60)))
+        for _ in range(n)
+    ]
+    bodies = [
+        ("On Monday " if rng.random() < 0.5 else "")
+        + (f"March {rng.integers(1, 28)}, 2015 " if rng.random() < 0.5 else "")
+        + ("in 2013 " if rng.random() < 0.3 else "")
+        for _ in range(n)
+    ]
+    full = date_evidence(bodies, published, 2.0)
+    empty = date_evidence([""] * n, [None] * n, 2.0)
+    labels = rng.integers(0, groups, n)
+    left, right = np.triu_indices(groups, 1)
+    for name in ("days", "months", "years"):
+        dates = dataclasses.replace(empty, **{name: getattr(full, name)})
+        features = ItemFeatures(
+            np.eye(n, 5, dtype=np.float32),
+            sparse.csr_matrix((n, 3), dtype=np.float32),
+            sparse.csr_matrix((n, 3), dtype=np.float32),
+            np.ones(n, dtype=np.float32),
+            np.zeros(n),
+            dates,
+        )
+        sums = _GroupSums.of(features, labels)
+        expected = [
+            date_agreement(dates, np.repeat(a, len(b)), np.tile(b, len(a))).mean()
+            for a, b in (
+                (np.flatnonzero(labels == g), np.flatnonzero(labels == h)) for g, h in zip(left, right, strict=True)
+            )
+        ]
+        assert np.allclose(group_date_agreement(sums, left, right), expected, atol=1e-5), name
+        dense = group_date_agreement(sums, np.arange(groups), np.arange(groups), dense=True)
+        assert np.allclose(dense[left, right], expected, atol=1e-5), name
+
+
+@settings(max_examples=50)
+@given(st.integers(0, 30), st.integers(0, 30))
+def test_two_reports_agree_less_the_further_apart_their_events(gap: int, wider: int) -> None:
+    base = datetime(2016, 5, 1, 12)
+    near = [base, base + timedelta(days=gap)]
+    far = [base, base + timedelta(days=gap + wider)]
+    rows, cols = np.array([0]), np.array([1])
+    close = date_agreement(date_evidence(["", ""], near, 2.0), rows, cols)[0]
+    apart = date_agreement(date_evidence(["", ""], far, 2.0), rows, cols)[0]
+    assert 0.0 <= apart <= close <= 1.0
+    if gap <= 2:
+        assert close == 1.0
