@@ -37,6 +37,11 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 
 def templates_from(folders: list[Path]) -> list[list[str]]:
     """Headlines grouped by gold story, from labelled sets (items without a title are skipped)."""
+    return [titles for _, titles in named_templates(folders)]
+
+
+def named_templates(folders: list[Path]) -> list[tuple[str, list[str]]]:
+    """`templates_from` with each template's "set/story" name, in the same order."""
     groups: dict[str, list[str]] = defaultdict(list)
     for folder in folders:
         titles = {}
@@ -48,7 +53,7 @@ def templates_from(folders: list[Path]) -> list[list[str]]:
             row = json.loads(line)
             if row["id"] in titles:
                 groups[f"{folder.name}/{row['story']}"].append(titles[row["id"]])
-    return [sorted(set(v)) for _, v in sorted(groups.items()) if v]
+    return [(k, sorted(set(v))) for k, v in sorted(groups.items()) if v]
 
 
 def perturb(title: str, rng: np.random.Generator) -> str:
@@ -80,7 +85,7 @@ def generate(
     rng = np.random.default_rng(seed)
     span_hours = 24.0 * n / items_per_day
     last_used = np.full(len(templates), -np.inf)
-    items: list[tuple[float, str, str]] = []
+    items: list[tuple[float, str, str, int]] = []
     story = 0
     while len(items) < n:
         start = float(rng.uniform(0.0, span_hours))
@@ -91,11 +96,11 @@ def generate(
         for _ in range(min(size, n - len(items))):
             title = templates[template][int(rng.integers(0, len(templates[template])))]
             hours = start + min(float(rng.exponential(10.0)), 72.0)
-            items.append((hours, perturb(title, rng), f"story-{story}"))
+            items.append((hours, perturb(title, rng), f"story-{story}", template))
         story += 1
     items.sort(key=lambda item: item[0])
     records, gold = [], []
-    for number, (hours, title, story_id) in enumerate(items):
+    for number, (hours, title, story_id, template) in enumerate(items):
         item_id = f"syn-{number}"
         records.append(
             {
@@ -107,7 +112,7 @@ def generate(
                 "published_at": (START + timedelta(hours=hours)).isoformat().replace("+00:00", "Z"),
             }
         )
-        gold.append({"id": item_id, "story": story_id})
+        gold.append({"id": item_id, "story": story_id, "template": template})
     return records, gold
 
 

@@ -1,22 +1,24 @@
 """Cluster stage: turn the evidence graph into stories.
 
 1. HDBSCAN on the sparse `density` distances, per connected component of the candidate graph: dense cores
-   of reports of one event (copies, close rewrites). It adapts to the local density, so it does not merge
-   two events just because their topic is the same.
+   of reports of one event (copies, close rewrites).
 2. A noise item joins the core of its most similar neighbour when that evidence is strong enough; else it
-   stays alone (a one-item story, never dropped).
-3. Cores are merged by average linkage on `similarity` while the average over all their member pairs
-   stays at or above `merge_similarity`: the loosely worded reports of one event meet here. Average
-   linkage can only merge along a pair of groups whose own average passes the threshold, so it runs per
-   connected component of that thresholded group graph and stays small.
-4. Step 3 follows publication time: the items enter in steps of `merge_step_items`, cores cut at step
-   edges, and at each step the stories built so far take part as whole groups (closed after
+   stays alone (a one-item story, never dropped). Stored stories take no item this way.
+3. Every member of a core must stand with the core as a whole: mean similarity to the other members at
+   least `merge_similarity`, the merge rule. In a run of a handful of items HDBSCAN's density is no
+   evidence, and this is what keeps a core from chaining two events of one kind.
+4. Cores are merged by average linkage on `similarity` while the average over all their member pairs
+   stays at or above `merge_similarity`, and two stories of full texts merge only if they are about as
+   alike across as each is within (`merge_cohesion`): two halves of one event are, two events of one
+   topic are not. Linkage runs per connected component of the thresholded group graph and stays small.
+5. Step 4 follows publication time: the items enter in clock slices of `merge_step_minutes`, cores cut
+   at slice edges, and at each step the stories built so far take part as whole groups (closed after
    `window_hours` without a new report). A story grows as the news did, so one run over a day's file
-   builds the stories that a run every few minutes would have built, and a late report can join a story
-   but not pull its early reports apart. Undated items come last, in one step.
+   builds the stories that a run every few minutes would have built, whatever else the file holds.
+   Undated items come last, in one step.
 
 In an incremental run the members of stories already stored come in as fixed groups (`fixed`): only the
-new items go through steps 1 and 2, and steps 3 and 4 treat each stored story as one group. A new item
+new items go through steps 1 to 3, and steps 4 and 5 treat each stored story as one group. A new item
 thus joins a story by the same rule that built the story in one run (the average over all its members),
 and two stored stories join only when the new reports make their average pass the threshold.
 """
@@ -62,7 +64,7 @@ def cluster(
     fixed = np.full(graph.n, -1, dtype=np.int64) if fixed is None else np.asarray(fixed, dtype=np.int64)
     cores, attached = _density_cores(graph, config, fixed)
     cores = _cohesive_cores(graph.features, cores, fixed, config)
-    steps = merge_steps(graph.features.timestamps, fixed, config.merge_step_items)
+    steps = merge_steps(graph.features.timestamps, fixed, config.merge_step_minutes)
     _, pieces = np.unique(cores * (steps.max() + 1) + steps, return_inverse=True)  # cores cut at step edges
     merged, merges = _merge_in_time_order(graph, pieces, steps, config, window_hours)
     return Clustering(labels=_relabel(merged), cores=int(cores.max(initial=-1) + 1), attached=attached, merges=merges)
@@ -379,26 +381,20 @@ def all_group_similarities(
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def merge_steps(hours: np.ndarray, fixed: np.ndarray, step_items: int) -> np.ndarray:
-    """The merge step of each item: stored items first, then the new ones by time, `step_items` at a time.
+def merge_steps(hours: np.ndarray, fixed: np.ndarray, step_minutes: float) -> np.ndarray:
+    """The merge step of each item: stored items first, then the new ones by publication time in steps of
+    `step_minutes` of the clock (0: all at once).
 
-    Undated new items share one last step: without a date there is no order to follow.
+    Steps are slices of the clock, not counts of items, so the steps an item shares do not depend on what
+    else arrived (in a firehose, 100 items are three minutes; alone, three months). Undated new items
+    share one last step: without a date there is no order to follow.
     """
     steps = np.zeros(len(hours), dtype=np.int64)
     new = np.flatnonzero(fixed < 0)
     dated = new[~np.isnan(hours[new])]
-    import os
-
-    if os.environ.get("STEPMIN") and len(dated):
-        minutes = float(os.environ["STEPMIN"])
-        clock = np.floor(hours[dated] * 60.0 / minutes)
-        _, steps[dated] = np.unique(clock, return_inverse=True)
+    if step_minutes > 0 and len(dated):
+        _, steps[dated] = np.unique(np.floor(hours[dated] * 60.0 / step_minutes), return_inverse=True)
         steps[new[np.isnan(hours[new])]] = steps[dated].max() + 1
-        return steps
-    if step_items > 0 and len(dated):
-        by_time = dated[np.lexsort((dated, hours[dated]))]
-        steps[by_time] = np.arange(len(by_time)) // step_items
-        steps[new[np.isnan(hours[new])]] = steps[by_time[-1]] + 1
     return steps
 
 

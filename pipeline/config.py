@@ -76,9 +76,9 @@ class ClusterConfig:
     min_cluster_size: int = 2
     min_samples: int = 1
     attach_similarity: float = 0.2
-    merge_similarity: float = 0.35
+    merge_similarity: float = 0.33
     merge_cohesion: float = 0.85
-    merge_step_items: int = 100
+    merge_step_minutes: float = 30.0
 
     def validate(self) -> None:
         _in_range("cluster.neighbours", self.neighbours, 2, 500)
@@ -92,12 +92,12 @@ class ClusterConfig:
         _in_range("cluster.attach_similarity", self.attach_similarity, 0.0, 2.0)
         _in_range("cluster.merge_similarity", self.merge_similarity, 0.0, 1.0)
         _in_range("cluster.merge_cohesion", self.merge_cohesion, 0.0, 2.0)
-        _in_range("cluster.merge_step_items", self.merge_step_items, 0, 10_000_000)
+        _in_range("cluster.merge_step_minutes", self.merge_step_minutes, 0.0, 1e6)
 
 
 @dataclass(frozen=True)
 class StoriesConfig:
-    window_hours: float = 72.0
+    window_hours: float = 168.0
 
     def validate(self) -> None:
         _in_range("stories.window_hours", self.window_hours, 0.0, 1e6)

@@ -96,16 +96,16 @@ def test_all_group_similarities_in_blocks_equal_pairwise_group_averages() -> Non
 def test_merge_steps_put_stored_items_first_then_new_ones_by_time_and_undated_last() -> None:
     from pipeline.cluster import merge_steps
 
-    hours = np.array([5.0, np.nan, 3.0, 1.0, np.nan, 2.0, 4.0])
+    hours = np.array([5.0, np.nan, 3.0, 1.0, np.nan, 2.0, 4.5])
     fixed = np.array([0, -1, -1, -1, -1, 0, -1])
-    assert list(merge_steps(hours, fixed, 2)) == [0, 2, 0, 0, 2, 0, 1]
+    assert list(merge_steps(hours, fixed, 120.0)) == [0, 3, 1, 0, 3, 0, 2]  # clock slices 0-2 h, 2-4 h, 4-6 h
     assert list(merge_steps(hours, fixed, 0)) == [0] * 7
 
 
 def test_a_story_closed_by_the_window_takes_no_later_report_in_one_run() -> None:
     vectors = unit([[1, 0.05, 0], [1, 0, 0.05], [1, 0.03, 0.03]] * 2)  # one topic, reported twice
     hours = np.array([0.0, 1.0, 2.0, 100.0, 101.0, 102.0])
-    config = ClusterConfig(time_scale_hours=0.0, merge_step_items=3)  # no time decay: only the window
+    config = ClusterConfig(time_scale_hours=0.0, merge_step_minutes=60.0)  # no time decay: only the window
     texts = [f"item {i}" for i in range(6)]
     near = find_near_duplicates(texts, texts, NearDuplicateConfig())
     graph = build_graph(texts, vectors, hours, near, config)
