@@ -35,11 +35,12 @@ from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from pipeline.arrays import unique_values
 from pipeline.config import ClusterConfig
+from pipeline.eventdates import DateEvidence
 from pipeline.similarity import (
     EvidenceGraph,
     ItemFeatures,
+    channel_products,
     pair_cosines,
-    sparse_cross_products,
     sparse_pair_products,
 )
 
@@ -219,12 +220,13 @@ class _GroupSums:
     words: sparse.csr_matrix
     entities: sparse.csr_matrix
     richness_sums: np.ndarray
-    date_covers: tuple[sparse.csr_matrix, ...]  # per date channel (days, months, years), see `DateChannel`
-    date_masses: tuple[sparse.csr_matrix, ...]
-    dated: tuple[np.ndarray, ...]  # per date channel, how many members have a date there
-    mention_covers: tuple[sparse.csr_matrix, ...]  # the same over the members whose dates are mentions
-    mention_masses: tuple[sparse.csr_matrix, ...]
-    mentioned: tuple[np.ndarray, ...]
+    dates: DateEvidence  # the batch's, for its channel layout
+    date_cover: sparse.csr_matrix  # summed `DateEvidence.cover`
+    date_mass: sparse.csr_matrix
+    dated: np.ndarray  # groups × channels: how many members have a date there
+    mention_cover: sparse.csr_matrix  # the same over the members whose dates are mentions only
+    mention_mass: sparse.csr_matrix
+    mentioned: np.ndarray
 
     @classmethod
     def of(cls, features: ItemFeatures, labels: np.ndarray) -> _GroupSums:
@@ -233,55 +235,53 @@ class _GroupSums:
     @classmethod
     def stacked(cls, parts: list[_GroupSums]) -> _GroupSums:
         """The groups of several sums, one after the other."""
-
-        def rows(values: list) -> Any:
-            if sparse.issparse(values[0]):
-                return sparse.vstack(values).tocsr()
-            return np.concatenate(values)
-
-        names = [f.name for f in fields(cls)]
-        joined = {}
-        for name in names:
+        joined: dict[str, Any] = {"dates": parts[0].dates}
+        for name in (f.name for f in fields(cls) if f.name != "dates"):
             values = [getattr(part, name) for part in parts]
-            if isinstance(values[0], tuple):
-                joined[name] = tuple(rows([v[k] for v in values]) for k in range(len(values[0])))
-            else:
-                joined[name] = rows(values)
+            joined[name] = sparse.vstack(values).tocsr() if sparse.issparse(values[0]) else np.concatenate(values)
         return cls(**joined)
 
     @classmethod
     def items(cls, features: ItemFeatures) -> _GroupSums:
         """Each item as a group of one."""
-        channels = features.dates.channels
-        mentions = [c.mentions_only() for c in channels]
+        dates = features.dates
+        mentions = sparse.diags(dates.mention.astype(np.float32))
         return cls(
             sizes=np.ones(len(features.richness), dtype=np.float32),
             vectors=features.vectors,
             words=features.words,
             entities=features.entities,
             richness_sums=features.richness,
-            date_covers=tuple(c.cover for c in channels),
-            date_masses=tuple(c.mass for c in channels),
-            dated=tuple(c.known.astype(np.float64) for c in channels),
-            mention_covers=tuple(c.cover for c in mentions),
-            mention_masses=tuple(c.mass for c in mentions),
-            mentioned=tuple(c.known.astype(np.float64) for c in mentions),
+            dates=dates,
+            date_cover=dates.cover,
+            date_mass=dates.mass,
+            dated=dates.known.astype(np.float64),
+            mention_cover=(mentions @ dates.cover).tocsr(),
+            mention_mass=(mentions @ dates.mass).tocsr(),
+            mentioned=(dates.known & dates.mention[:, None]).astype(np.float64),
         )
 
     def combined(self, membership: sparse.csr_matrix) -> _GroupSums:
         """Sums of unions of groups: row k of `membership` marks the groups of union k."""
+
+        def total(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+            if not matrix.nnz:  # e.g. no mentions at all: skip the product
+                return sparse.csr_matrix((membership.shape[0], matrix.shape[1]), dtype=matrix.dtype)
+            return (membership @ matrix).tocsr()
+
         return _GroupSums(
             sizes=membership @ self.sizes,
             vectors=membership @ self.vectors,
-            words=(membership @ self.words).tocsr(),
-            entities=(membership @ self.entities).tocsr(),
+            words=total(self.words),
+            entities=total(self.entities),
             richness_sums=membership @ self.richness_sums,
-            date_covers=tuple((membership @ m).tocsr() for m in self.date_covers),
-            date_masses=tuple((membership @ m).tocsr() for m in self.date_masses),
-            dated=tuple(membership @ d for d in self.dated),
-            mention_covers=tuple((membership @ m).tocsr() for m in self.mention_covers),
-            mention_masses=tuple((membership @ m).tocsr() for m in self.mention_masses),
-            mentioned=tuple(membership @ d for d in self.mentioned),
+            dates=self.dates,
+            date_cover=total(self.date_cover),
+            date_mass=total(self.date_mass),
+            dated=membership @ self.dated,
+            mention_cover=total(self.mention_cover),
+            mention_mass=total(self.mention_mass),
+            mentioned=membership @ self.mentioned,
         )
 
     @property
@@ -304,31 +304,22 @@ def _combine(
 
 
 def group_date_agreement(sums: _GroupSums, left: np.ndarray, right: np.ndarray, dense: bool = False) -> np.ndarray:
-    """Mean `date_agreement` over all member pairs of two groups, exactly (per channel; channels multiply).
+    """Mean `date_agreement` over all member pairs of two groups, exactly per channel (channels multiply).
 
     A pair counts 1 unless it is compared (both dated, not both mentions), so the mean is
     1 − (compared pairs − their agreement)/|A||B|; compared pairs are all dated pairs less the pairs of two
     mentions, and the agreement of a pair is bilinear in the members' date vectors.
     `dense`: all pairs of `left` × `right` as a matrix instead of the listed pairs.
     """
-
-    def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.outer(a[left], b[right]) if dense else a[left] * b[right]
-
-    def products(cover: sparse.csr_matrix, mass: sparse.csr_matrix) -> np.ndarray:
-        if dense:
-            return ((cover[left] @ mass[right].T).toarray() + (mass[left] @ cover[right].T).toarray()) / 2
-        return (sparse_cross_products(cover, mass, left, right) + sparse_cross_products(cover, mass, right, left)) / 2
-
-    sizes = cross(sums.sizes, sums.sizes)
-    factor = np.ones(sizes.shape)
-    for k in range(len(sums.dated)):
-        compared = cross(sums.dated[k], sums.dated[k]) - cross(sums.mentioned[k], sums.mentioned[k])
-        agree = products(sums.date_covers[k], sums.date_masses[k])
-        if sums.mentioned[k].any():
-            agree = agree - products(sums.mention_covers[k], sums.mention_masses[k])
-        factor *= 1.0 - np.clip(compared - agree, 0.0, None) / sizes
-    return factor
+    if dense:
+        rows, cols = np.repeat(left, len(right)), np.tile(right, len(left))
+        return group_date_agreement(sums, rows, cols).reshape(len(left), len(right))
+    sizes = (sums.sizes[left] * sums.sizes[right])[:, None]
+    compared = sums.dated[left] * sums.dated[right] - sums.mentioned[left] * sums.mentioned[right]
+    agree = channel_products(sums.dates, sums.date_cover, sums.date_mass, left, right)
+    if sums.mention_cover.nnz:
+        agree -= channel_products(sums.dates, sums.mention_cover, sums.mention_mass, left, right)
+    return np.prod(1.0 - np.clip(compared - agree, 0.0, None) / sizes, axis=1)
 
 
 def group_similarity(sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig) -> np.ndarray:

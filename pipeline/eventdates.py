@@ -111,42 +111,41 @@ def date_sets(body: str, published: datetime | None) -> tuple[list[date], bool]:
     return sorted({day, *(d for d in mentioned_dates(body, day) if low <= d <= high)}), True
 
 
-@dataclass
-class DateChannel:
-    """Dates as two sparse matrices over calendar bins (days or months), so that the agreement of two
-    items, and the mean agreement of two groups, are dot products of sums.
-
-    `cover[i]` is how close each bin is to item i's nearest date (the kernel: 1 within the tolerance, then
-    decaying), `mass[i]` spreads 1 over item i's own dates, `known[i]` says whether item i has any, and
-    `mention[i]` whether they are only mentions in an undated text. Two mentions are not compared (a text
-    names background dates as readily as its event's); a mention is compared with a publication date.
-    """
-
-    cover: sparse.csr_matrix
-    mass: sparse.csr_matrix
-    known: np.ndarray
-    mention: np.ndarray
-
-    def mentions_only(self) -> DateChannel:
-        """The same channel restricted to the items whose dates are mentions (the others emptied)."""
-        keep = sparse.diags(self.mention.astype(np.float32))
-        return DateChannel(
-            (keep @ self.cover).tocsr(), (keep @ self.mass).tocsr(), self.known & self.mention, self.mention
-        )
+CHANNELS = ("days", "months", "years")
 
 
 @dataclass
 class DateEvidence:
-    """Days (precise dates: publication and what the body names around it), months (every dated item) and
-    years (the publication year, or for an undated item the year its text names most)."""
+    """The dates of each item's event in three channels, as sparse matrices over calendar bins, so that
+    the agreement of two items, and the mean agreement of two groups, are dot products of sums.
 
-    days: DateChannel
-    months: DateChannel
-    years: DateChannel
+    Channels: days (precise dates: publication and what the body names around it), months (every dated
+    item) and years (the publication year, or for an undated item the year its text names most). Their
+    bins sit side by side in one matrix; `channel[c]` says which channel column c belongs to.
+    `cover[i]` is how close each bin is to item i's nearest date in that channel (the kernel: 1 within the
+    tolerance, then decaying), `mass[i]` spreads 1 over item i's own dates in each channel, `known[i, k]`
+    says whether item i has a date in channel k, and `mention[i]` whether its dates are only mentions in
+    an undated text. Two mentions are not compared (a text names background dates as readily as its
+    event's); a mention is compared with a publication date.
+    """
 
-    @property
-    def channels(self) -> tuple[DateChannel, ...]:
-        return (self.days, self.months, self.years)
+    cover: sparse.csr_matrix
+    mass: sparse.csr_matrix
+    channel: np.ndarray
+    known: np.ndarray
+    mention: np.ndarray
+
+    def channel_sums(self) -> sparse.csr_matrix:
+        """Columns × channels: sums a row's values per channel."""
+        columns = len(self.channel)
+        return sparse.csr_matrix(
+            (np.ones(columns, dtype=np.float32), (np.arange(columns), self.channel)), shape=(columns, len(CHANNELS))
+        )
+
+    def only(self, names: tuple[str, ...]) -> DateEvidence:
+        """The same evidence with the other channels unknown (for tests and explanations)."""
+        keep = np.array([name in names for name in CHANNELS])
+        return DateEvidence(self.cover, self.mass, self.channel, self.known & keep[None, :], self.mention)
 
 
 def main_year(text: str) -> int | None:
@@ -163,25 +162,37 @@ _YEAR = re.compile(r"(?<![\d.,$£€-])\b((?:19|20)\d\d)\b(?![\d.,%-]\d)")
 def date_evidence(
     bodies: list[str], published: list[datetime | None], tolerance_days: float, titles: list[str] | None = None
 ) -> DateEvidence:
-    """Per item date sets as `DateChannel`s: days with `tolerance_days`, months with one month.
+    """Per item date sets as `DateEvidence`: days with `tolerance_days`, months and years with one each.
 
     A tolerance of 0 turns dates off: no item counts as dated, every pair agrees.
     """
+    n = len(bodies)
     if tolerance_days <= 0:
-        bodies, published = [""] * len(bodies), [None] * len(published)
+        bodies, published = [""] * n, [None] * n
     sets = [date_sets(body, when) for body, when in zip(bodies, published, strict=True)]
-    day_bins = [[d.toordinal() for d in dates] if precise else [] for dates, precise in sets]
-    month_bins = [[d.year * 12 + d.month - 1 for d in dates] for dates, _ in sets]
-    titles = titles or [""] * len(bodies)
-    year_bins = []
-    for title, body, when in zip(titles, bodies, published, strict=True):
-        year = when.year if when is not None else main_year(f"{title}\n{body}")
-        year_bins.append([] if year is None or tolerance_days <= 0 else [year])
-    undated = np.array([when is None for when in published])
+    titles = titles or [""] * n
+    years = [
+        when.year if when is not None else main_year(f"{title}\n{body}")
+        for title, body, when in zip(titles, bodies, published, strict=True)
+    ]
+    channels = [
+        ([[d.toordinal() for d in dates] if precise else [] for dates, precise in sets], max(0.5, tolerance_days)),
+        ([[d.year * 12 + d.month - 1 for d in dates] for dates, _ in sets], 1.0),
+        ([[] if year is None or tolerance_days <= 0 else [year] for year in years], 1.0),
+    ]
+    covers, masses, owners, known = [], [], [], []
+    for number, (bins, tolerance) in enumerate(channels):
+        cover, mass = _channel(bins, tolerance)
+        covers.append(cover)
+        masses.append(mass)
+        owners.append(np.full(cover.shape[1], number))
+        known.append(np.array([bool(item) for item in bins], dtype=bool))
     return DateEvidence(
-        days=_channel(day_bins, max(0.5, tolerance_days), undated),
-        months=_channel(month_bins, 1.0, undated),
-        years=_channel(year_bins, 1.0, undated),
+        cover=sparse.hstack(covers).tocsr(),
+        mass=sparse.hstack(masses).tocsr(),
+        channel=np.concatenate(owners),
+        known=np.column_stack(known),
+        mention=np.array([when is None for when in published], dtype=bool),
     )
 
 
@@ -191,45 +202,34 @@ def kernel(offset: np.ndarray, tolerance: float) -> np.ndarray:
     return np.exp(-excess / tolerance)
 
 
-def _channel(bins: list[list[int]], tolerance: float, mention: np.ndarray) -> DateChannel:
+def _channel(bins: list[list[int]], tolerance: float) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """`cover` and `mass` of one channel (see `DateEvidence`), all items at once."""
     n = len(bins)
     radius = int(np.ceil(tolerance * (1 + _CUTOFF)))
     offsets = np.arange(-radius, radius + 1)
-    weights = kernel(offsets, tolerance)
-    flat = [b for item in bins for b in item]
-    base = min(flat, default=0) - radius
-    width = max(flat, default=0) - base + radius + 1
-    cover_rows, cover_cols, cover_vals, mass_rows, mass_cols, mass_vals = [], [], [], [], [], []
-    for row, item in enumerate(bins):
-        if not item:
-            continue
-        distinct = np.unique(np.asarray(item) - base)
-        columns = (distinct[:, None] + offsets[None, :]).ravel()
-        values = np.tile(weights, len(distinct))
-        order = np.lexsort((-values, columns))
-        columns, values = columns[order], values[order]
-        first = np.r_[True, columns[1:] != columns[:-1]]  # per bin the closest date's weight
-        cover_rows.append(np.full(int(first.sum()), row))
-        cover_cols.append(columns[first])
-        cover_vals.append(values[first])
-        mass_rows.append(np.full(len(distinct), row))
-        mass_cols.append(distinct)
-        mass_vals.append(np.full(len(distinct), 1.0 / len(distinct)))
-
-    def matrix(rows: list, cols: list, vals: list) -> sparse.csr_matrix:
-        if not rows:
-            return sparse.csr_matrix((n, max(1, width)), dtype=np.float32)
-        return sparse.csr_matrix(
-            (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n, width),
-        )
-
-    return DateChannel(
-        cover=matrix(cover_rows, cover_cols, cover_vals),
-        mass=matrix(mass_rows, mass_cols, mass_vals),
-        known=np.array([bool(item) for item in bins], dtype=bool),
-        mention=np.asarray(mention, dtype=bool),
+    weights = kernel(offsets, tolerance).astype(np.float32)
+    rows = np.repeat(np.arange(n), [len(item) for item in bins])
+    values = np.array([b for item in bins for b in item], dtype=np.int64)
+    if not len(values):
+        empty = sparse.csr_matrix((n, 1), dtype=np.float32)
+        return empty, empty.copy()
+    base = int(values.min()) - radius
+    width = int(values.max()) - base + radius + 1
+    pairs = np.unique(rows * width + (values - base))  # each item's distinct dates
+    rows, columns = pairs // width, pairs % width
+    counts = np.bincount(rows, minlength=n)
+    mass = sparse.csr_matrix(((1.0 / counts[rows]).astype(np.float32), (rows, columns)), shape=(n, width))
+    # Cover: every date spread over its kernel; where two dates of an item overlap, the closer one counts.
+    spread_rows = np.repeat(rows, len(offsets))
+    spread_cols = (columns[:, None] + offsets[None, :]).ravel()
+    spread_vals = np.tile(weights, len(rows))
+    order = np.lexsort((-spread_vals, spread_cols, spread_rows))
+    spread_rows, spread_cols, spread_vals = spread_rows[order], spread_cols[order], spread_vals[order]
+    first = np.r_[True, (spread_rows[1:] != spread_rows[:-1]) | (spread_cols[1:] != spread_cols[:-1])]
+    cover = sparse.csr_matrix(
+        (spread_vals[first], (spread_rows[first], spread_cols[first])), shape=(n, width), dtype=np.float32
     )
+    return cover, mass
 
 
 _CUTOFF = 4.0  # the kernel is cut this many tolerances beyond the tolerance (weight below 0.02)

@@ -286,20 +286,27 @@ def sparse_pair_products(
 
 def date_agreement(dates: DateEvidence, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """How well the dates of each pair's events agree, in [0, 1]; 1 where either side has no date, or both
-    only mentions (see `DateChannel`).
+    only mentions (see `DateEvidence`).
 
     Per channel (days, months, years) the closeness of one item's dates to the other's nearest, both
     ways; the factors multiply. Different dates are evidence against one event, not just missing evidence.
     """
-    factor = np.ones(len(rows), dtype=np.float32)
-    for channel in dates.channels:
-        compared = channel.known[rows] & channel.known[cols] & ~(channel.mention[rows] & channel.mention[cols])
-        agree = (
-            sparse_cross_products(channel.cover, channel.mass, rows, cols)
-            + sparse_cross_products(channel.cover, channel.mass, cols, rows)
-        ) / 2
-        factor *= np.where(compared, np.minimum(agree, 1.0), 1.0).astype(np.float32)
-    return factor
+    agree = channel_products(dates, dates.cover, dates.mass, rows, cols)
+    compared = dates.known[rows] & dates.known[cols] & ~(dates.mention[rows] & dates.mention[cols])[:, None]
+    return np.prod(np.where(compared, np.minimum(agree, 1.0), 1.0), axis=1).astype(np.float32)
+
+
+def channel_products(
+    dates: DateEvidence, cover: sparse.csr_matrix, mass: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    """Pairs × channels: (cover[r]·mass[c] + cover[c]·mass[r]) / 2 per date channel (rows of sums allowed)."""
+    per_channel = dates.channel_sums()
+    out = np.zeros((len(rows), per_channel.shape[1]), dtype=np.float64)
+    for start in range(0, len(rows), 262144):
+        r, c = rows[start : start + 262144], cols[start : start + 262144]
+        both = cover[r].multiply(mass[c]) + cover[c].multiply(mass[r])
+        out[start : start + len(r)] = (both @ per_channel).toarray() / 2
+    return out
 
 
 def sparse_cross_products(

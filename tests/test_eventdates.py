@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -80,11 +79,10 @@ def test_group_date_agreement_is_the_exact_mean_over_member_pairs_per_channel() 
         for _ in range(n)
     ]
     full = date_evidence(bodies, published, 2.0)
-    empty = date_evidence([""] * n, [None] * n, 2.0)
     labels = rng.integers(0, groups, n)
     left, right = np.triu_indices(groups, 1)
     for name in ("days", "months", "years"):
-        dates = dataclasses.replace(empty, **{name: getattr(full, name)})
+        dates = full.only((name,))
         features = ItemFeatures(
             np.eye(n, 5, dtype=np.float32),
             sparse.csr_matrix((n, 3), dtype=np.float32),
