@@ -25,6 +25,7 @@ and two stored stories join only when the new reports make their average pass th
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, fields
 from typing import Any
@@ -450,22 +451,34 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     (`merge_cohesion`, see `_cohesive_linkage`)."""
     groups = len(sums.sizes)
     left, right = _distinct_pairs(left, right, groups)
-    strong = group_similarity(sums, left, right, config) >= config.merge_similarity
+    # One call for the candidate pairs and each group with itself (its within-similarity).
+    everyone = np.arange(groups)
+    scores = group_similarity(sums, np.r_[left, everyone], np.r_[right, everyone], config)
+    pair_similarity, within = scores[: len(left)], _within_from_self(sums.sizes, scores[len(left) :])
+    body = np.minimum(1.0, sums.richness * config.full_text_words / LEDE_WORDS)
+    strong = pair_similarity >= config.merge_similarity
     linked = sparse.coo_matrix((np.ones(int(strong.sum())), (left[strong], right[strong])), shape=(groups, groups))
     count, component = connected_components(linked, directed=False)
     result = component.copy()
     next_label = count
     # Average linkage can only merge along a pair of groups whose own average passes the threshold, so it
-    # runs per connected component of the strong pairs. Small parts get their pair similarities from one
-    # vectorized call (a call per part costs more in overhead than in arithmetic).
-    parts = members_by_part(component, np.bincount(component) > 1)
-    if not parts:
-        return result
-    within = within_similarity(sums, np.concatenate(parts), config)
-    within_of = dict(zip(np.concatenate(parts).tolist(), within.tolist(), strict=True))
+    # runs per connected component of the strong pairs. A part of two groups is one decision, taken for
+    # all such parts at once; larger small parts get their pair similarities from one vectorized call (a
+    # call per part costs more in overhead than in arithmetic).
+    sizes = np.bincount(component)
+    if (sizes == 2).any():
+        a, b = left[strong], right[strong]
+        pairs_of_two = sizes[component[a]] == 2
+        a, b, similarity = a[pairs_of_two], b[pairs_of_two], pair_similarity[strong][pairs_of_two]
+        both_many = (sums.sizes[a] > 1) & (sums.sizes[b] > 1)
+        demand = config.merge_cohesion * np.minimum(body[a], body[b]) * np.fmin(within[a], within[b])
+        apart = both_many & (similarity < np.nan_to_num(demand))
+        result[b[apart]] = next_label + np.arange(int(apart.sum()))
+        next_label += int(apart.sum())
+    parts = members_by_part(component, sizes > 2)
     small = [part for part in parts if len(part) <= _SMALL_PART]
     large = [part for part in parts if len(part) > _SMALL_PART]
-    pairs = [np.triu_indices(len(part), 1) for part in small]
+    pairs = [_upper_pairs(len(part)) for part in small]
     similarities = group_similarity(
         sums,
         np.concatenate([part[i] for part, (i, _) in zip(small, pairs, strict=True)] or [np.zeros(0, np.int64)]),
@@ -475,12 +488,12 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     bounds = np.cumsum([0] + [len(i) for i, _ in pairs])
     condensed = [similarities[bounds[k] : bounds[k + 1]] for k in range(len(small))]
     condensed += [all_group_similarities(sums, part, config) for part in large]
-    for members, pair_similarity in zip(small + large, condensed, strict=True):
+    for members, part_similarity in zip(small + large, condensed, strict=True):
         flat = _cohesive_linkage(
-            pair_similarity,
+            part_similarity,
             sums.sizes[members].astype(np.float64),
-            np.array([within_of[int(g)] for g in members]),
-            np.minimum(1.0, sums.richness[members] * config.full_text_words / LEDE_WORDS).astype(np.float64),
+            within[members],
+            body[members].astype(np.float64),
             config.merge_similarity,
             config.merge_cohesion,
         )
@@ -490,13 +503,16 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     return result
 
 
-def within_similarity(sums: _GroupSums, groups: np.ndarray, config: ClusterConfig) -> np.ndarray:
-    """Mean similarity over the pairs of members inside each group (NaN for a group of one).
+@functools.lru_cache(maxsize=256)
+def _upper_pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """`np.triu_indices(m, 1)`, kept: thousands of small parts share a few sizes."""
+    return np.triu_indices(m, 1)
 
-    From the group with itself: its |A|² ordered pairs minus the |A| self-pairs, each taken as 1.
-    """
-    sizes = sums.sizes[groups].astype(np.float64)
-    with_self = group_similarity(sums, groups, groups, config)
+
+def _within_from_self(sizes: np.ndarray, with_self: np.ndarray) -> np.ndarray:
+    """Mean similarity over the member pairs inside each group, from its mean over all ordered pairs with
+    itself: the |A|² pairs less the |A| self-pairs, each taken as 1 (NaN for a group of one)."""
+    sizes = sizes.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sizes > 1, (sizes**2 * with_self - sizes) / (sizes * (sizes - 1)), np.nan)
 
