@@ -37,13 +37,7 @@ from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from pipeline.arrays import unique_values
 from pipeline.config import ClusterConfig
 from pipeline.eventdates import DateEvidence
-from pipeline.similarity import (
-    EvidenceGraph,
-    ItemFeatures,
-    channel_products,
-    pair_cosines,
-    sparse_pair_products,
-)
+from pipeline.similarity import EvidenceGraph, ItemFeatures, pair_cosines
 
 
 @dataclass
@@ -214,53 +208,56 @@ class _GroupSums:
     """Per-group sums of the item features: enough to average any pair signal over two whole groups.
 
     Every field is a plain sum, so the sums of a union of groups are the sums of its groups (`combined`).
+    The sparse features sit side by side in one matrix, `forward` = [words | names | date cover | date
+    mass], and again in `backward` with the two date blocks swapped, so that one elementwise product of
+    `forward[a]` and `backward[b]` holds every bilinear signal of the pair (a, b), both date directions
+    included, and one product per block sums them (`_Layout.blocks`). Two sparse products per union
+    instead of one per signal: the merge runs thousands of small steps.
     """
 
     sizes: np.ndarray
     vectors: np.ndarray
-    words: sparse.csr_matrix
-    entities: sparse.csr_matrix
     richness_sums: np.ndarray
-    dates: DateEvidence  # the batch's, for its channel layout
-    date_cover: sparse.csr_matrix  # summed `DateEvidence.cover`
-    date_mass: sparse.csr_matrix
-    dated: np.ndarray  # groups × channels: how many members have a date there
-    mention_cover: sparse.csr_matrix  # the same over the members whose dates are mentions only
-    mention_mass: sparse.csr_matrix
-    mentioned: np.ndarray
+    dated: np.ndarray  # groups × date channels: how many members have a date there
+    mentioned: np.ndarray  # the same for members whose dates are only mentions
+    forward: sparse.csr_matrix
+    backward: sparse.csr_matrix
+    mention_forward: sparse.csr_matrix  # [date cover | date mass] of the members whose dates are mentions
+    mention_backward: sparse.csr_matrix
+    layout: _Layout
 
     @classmethod
     def of(cls, features: ItemFeatures, labels: np.ndarray) -> _GroupSums:
         return cls.items(features).combined(_indicator(labels, int(labels.max(initial=-1) + 1)))
 
     @classmethod
-    def stacked(cls, parts: list[_GroupSums]) -> _GroupSums:
-        """The groups of several sums, one after the other."""
-        joined: dict[str, Any] = {"dates": parts[0].dates}
-        for name in (f.name for f in fields(cls) if f.name != "dates"):
-            values = [getattr(part, name) for part in parts]
-            joined[name] = sparse.vstack(values).tocsr() if sparse.issparse(values[0]) else np.concatenate(values)
-        return cls(**joined)
-
-    @classmethod
     def items(cls, features: ItemFeatures) -> _GroupSums:
         """Each item as a group of one."""
         dates = features.dates
+        layout = _Layout(features.words.shape[1], features.entities.shape[1], dates)
         mentions = sparse.diags(dates.mention.astype(np.float32))
+        cover, mass = (mentions @ dates.cover).tocsr(), (mentions @ dates.mass).tocsr()
         return cls(
             sizes=np.ones(len(features.richness), dtype=np.float32),
             vectors=features.vectors,
-            words=features.words,
-            entities=features.entities,
             richness_sums=features.richness,
-            dates=dates,
-            date_cover=dates.cover,
-            date_mass=dates.mass,
             dated=dates.known.astype(np.float64),
-            mention_cover=(mentions @ dates.cover).tocsr(),
-            mention_mass=(mentions @ dates.mass).tocsr(),
             mentioned=(dates.known & dates.mention[:, None]).astype(np.float64),
+            forward=sparse.hstack([features.words, features.entities, dates.cover, dates.mass]).tocsr(),
+            backward=sparse.hstack([features.words, features.entities, dates.mass, dates.cover]).tocsr(),
+            mention_forward=sparse.hstack([cover, mass]).tocsr(),
+            mention_backward=sparse.hstack([mass, cover]).tocsr(),
+            layout=layout,
         )
+
+    @classmethod
+    def stacked(cls, parts: list[_GroupSums]) -> _GroupSums:
+        """The groups of several sums, one after the other."""
+        joined: dict[str, Any] = {"layout": parts[0].layout}
+        for name in (f.name for f in fields(cls) if f.name != "layout"):
+            values = [getattr(part, name) for part in parts]
+            joined[name] = sparse.vstack(values).tocsr() if sparse.issparse(values[0]) else np.concatenate(values)
+        return cls(**joined)
 
     def combined(self, membership: sparse.csr_matrix) -> _GroupSums:
         """Sums of unions of groups: row k of `membership` marks the groups of union k."""
@@ -273,21 +270,80 @@ class _GroupSums:
         return _GroupSums(
             sizes=membership @ self.sizes,
             vectors=membership @ self.vectors,
-            words=total(self.words),
-            entities=total(self.entities),
             richness_sums=membership @ self.richness_sums,
-            dates=self.dates,
-            date_cover=total(self.date_cover),
-            date_mass=total(self.date_mass),
             dated=membership @ self.dated,
-            mention_cover=total(self.mention_cover),
-            mention_mass=total(self.mention_mass),
             mentioned=membership @ self.mentioned,
+            forward=total(self.forward),
+            backward=total(self.backward),
+            mention_forward=total(self.mention_forward),
+            mention_backward=total(self.mention_backward),
+            layout=self.layout,
         )
 
     @property
     def richness(self) -> np.ndarray:
         return self.richness_sums / self.sizes
+
+    def block(self, name: str) -> sparse.csr_matrix:
+        """One block of `forward` ("words" or "names") as its own matrix."""
+        start, end = self.layout.span(name)
+        return self.forward[:, start:end].tocsr()
+
+
+class _Layout:
+    """Where each signal sits in `_GroupSums.forward`, and which columns sum to which signal."""
+
+    def __init__(self, words: int, names: int, dates: DateEvidence) -> None:
+        self.words, self.names, self.dates = words, names, dates
+        channels = len(dates.known[0]) if len(dates.known) else 3
+        self.channels = channels
+        width = len(dates.channel)
+        columns = words + names + 2 * width
+        # Blocks of forward ⊙ backward: 0 words, 1 names, 2.. cover·mass per channel, 2+k.. mass·cover.
+        block = np.r_[np.zeros(words), np.ones(names), 2 + dates.channel, 2 + channels + dates.channel]
+        self.blocks = sparse.csr_matrix(
+            (np.ones(columns, dtype=np.float32), (np.arange(columns), block.astype(np.int64))),
+            shape=(columns, 2 + 2 * channels),
+        )
+        mention_block = np.r_[dates.channel, channels + dates.channel]
+        self.mention_blocks = sparse.csr_matrix(
+            (np.ones(2 * width, dtype=np.float32), (np.arange(2 * width), mention_block.astype(np.int64))),
+            shape=(2 * width, 2 * channels),
+        )
+
+    def span(self, name: str) -> tuple[int, int]:
+        return {"words": (0, self.words), "names": (self.words, self.words + self.names)}[name]
+
+
+def block_products(
+    left_matrix: sparse.csr_matrix,
+    right_matrix: sparse.csr_matrix,
+    blocks: sparse.csr_matrix,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    chunk: int = 262144,
+) -> np.ndarray:
+    """Pairs × blocks: `left_matrix[rows[k]] · right_matrix[cols[k]]` summed within each column block."""
+    out = np.zeros((len(rows), blocks.shape[1]), dtype=np.float64)
+    for start in range(0, len(rows), chunk):
+        r, c = rows[start : start + chunk], cols[start : start + chunk]
+        out[start : start + len(r)] = (left_matrix[r].multiply(right_matrix[c]) @ blocks).toarray()
+    return out
+
+
+def _pair_signals(sums: _GroupSums, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Mean words and names TF-IDF products and mean date agreement over all member pairs of two groups."""
+    layout = sums.layout
+    k = layout.channels
+    sizes = (sums.sizes[left] * sums.sizes[right]).astype(np.float64)
+    products = block_products(sums.forward, sums.backward, layout.blocks, left, right)
+    agree = (products[:, 2 : 2 + k] + products[:, 2 + k : 2 + 2 * k]) / 2
+    compared = sums.dated[left] * sums.dated[right] - sums.mentioned[left] * sums.mentioned[right]
+    if sums.mention_forward.nnz:
+        both_mentions = block_products(sums.mention_forward, sums.mention_backward, layout.mention_blocks, left, right)
+        agree -= (both_mentions[:, :k] + both_mentions[:, k:]) / 2
+    dates = np.prod(1.0 - np.clip(compared - agree, 0.0, None) / sizes[:, None], axis=1)
+    return products[:, 0] / sizes, products[:, 1] / sizes, dates
 
 
 def _combine(
@@ -315,12 +371,7 @@ def group_date_agreement(sums: _GroupSums, left: np.ndarray, right: np.ndarray, 
     if dense:
         rows, cols = np.repeat(left, len(right)), np.tile(right, len(left))
         return group_date_agreement(sums, rows, cols).reshape(len(left), len(right))
-    sizes = (sums.sizes[left] * sums.sizes[right])[:, None]
-    compared = sums.dated[left] * sums.dated[right] - sums.mentioned[left] * sums.mentioned[right]
-    agree = channel_products(sums.dates, sums.date_cover, sums.date_mass, left, right)
-    if sums.mention_cover.nnz:
-        agree -= channel_products(sums.dates, sums.mention_cover, sums.mention_mass, left, right)
-    return np.prod(1.0 - np.clip(compared - agree, 0.0, None) / sizes, axis=1)
+    return _pair_signals(sums, left, right)[2]
 
 
 def group_similarity(sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig) -> np.ndarray:
@@ -329,17 +380,9 @@ def group_similarity(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     Cosine and TF-IDF products are bilinear, so the mean over all |A|·|B| pairs is the product of the
     groups' summed vectors divided by |A|·|B|: no pair needs to be in the candidate graph.
     """
-    scale = 1.0 / (sums.sizes[left] * sums.sizes[right])
-    embedding = pair_cosines(sums.vectors, left, right) * scale
-    words, entities = (sparse_pair_products(m, left, right) * scale for m in (sums.words, sums.entities))
-    return _combine(
-        embedding,
-        words,
-        entities,
-        (sums.richness[left], sums.richness[right]),
-        group_date_agreement(sums, left, right),
-        config,
-    )
+    embedding = pair_cosines(sums.vectors, left, right) / (sums.sizes[left] * sums.sizes[right])
+    words, entities, dates = _pair_signals(sums, left, right)
+    return _combine(embedding, words, entities, (sums.richness[left], sums.richness[right]), dates, config)
 
 
 def all_group_similarities(
@@ -353,7 +396,7 @@ def all_group_similarities(
     m = len(groups)
     sizes = sums.sizes[groups].astype(np.float64)
     vectors = sums.vectors[groups]
-    words, entities = sums.words[groups].tocsr(), sums.entities[groups].tocsr()
+    words, entities = sums.block("words")[groups], sums.block("names")[groups]
     richness = sums.richness[groups]
     parts = []
     for start in range(0, m - 1, block_rows):

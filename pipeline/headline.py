@@ -21,6 +21,7 @@ last resort. Candidates are already cleaned by the normalize stage (no source na
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -66,15 +67,17 @@ def first_sentence(text: str, truncated: bool) -> tuple[str, bool]:
     return sentence, complete
 
 
-def title_terms(text: str) -> set[str]:
+@functools.lru_cache(maxsize=1 << 18)
+def title_terms(text: str) -> frozenset[str]:
     """The content terms of a text: lower-cased words and numbers without stop words."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    return {
-        token.lower().replace(",", "")
-        for token in re.findall(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]", text)
-        if token.lower() not in ENGLISH_STOP_WORDS
-    }
+    return frozenset(
+        token.lower().replace(",", "") for token in _TERM.findall(text) if token.lower() not in ENGLISH_STOP_WORDS
+    )
+
+
+_TERM = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]")
 
 
 def style_penalty(title: str, truncated: bool) -> tuple[float, list[str]]:
@@ -110,8 +113,8 @@ def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
     """`TitleScore` of every candidate's title against all members (title and body) of the story."""
     from pipeline.similarity import entity_tokens, term_weights
 
-    member_terms = [title_terms(f"{c.title} {c.text}") for c in candidates]
-    member_names = [set(entity_tokens(f"{c.title}\n{c.text}")) for c in candidates]
+    member_terms = [title_terms(f"{c.title}\n{c.text}".strip()) for c in candidates]
+    member_names = [set(entity_tokens(f"{c.title}\n{c.text}".strip())) for c in candidates]
     counts: dict[str, int] = {}
     for terms in member_terms:
         for term in terms:

@@ -65,8 +65,13 @@ class EvidenceGraph:
         return (upper + upper.T).tocsr()
 
 
-def entity_tokens(text: str) -> list[str]:
-    """Names and numbers: capitalised words not opening a sentence, and digits (years, counts, dates)."""
+@functools.lru_cache(maxsize=1 << 18)
+def entity_tokens(text: str) -> tuple[str, ...]:
+    """Names and numbers: capitalised words not opening a sentence, and digits (years, counts, dates).
+
+    Kept for recent texts: the evidence, the headline and the member rows all read them, and a stream
+    repeats its wire copies.
+    """
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     tokens: list[str] = []
@@ -76,7 +81,7 @@ def entity_tokens(text: str) -> list[str]:
                 tokens.append(word.replace(",", ""))
             elif position > 0 and word[0].isupper() and word.lower() not in ENGLISH_STOP_WORDS:
                 tokens.append(word.lower())
-    return tokens
+    return tuple(tokens)
 
 
 def nearest_neighbours(vectors: np.ndarray, k: int, exact_up_to: int = 10000) -> tuple[np.ndarray, np.ndarray]:
