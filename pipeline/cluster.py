@@ -59,10 +59,11 @@ def cluster(
     """
     fixed = np.full(graph.n, -1, dtype=np.int64) if fixed is None else np.asarray(fixed, dtype=np.int64)
     cores, attached = _density_cores(graph, config, fixed)
-    cores = _cohesive_cores(graph.features, cores, fixed, config)
+    single = _GroupSums.items(graph.features)
+    cores = _cohesive_cores(single, cores, fixed, config)
     steps = merge_steps(graph.features.timestamps, fixed, config.merge_step_minutes)
     _, pieces = np.unique(cores * (steps.max() + 1) + steps, return_inverse=True)  # cores cut at step edges
-    merged, merges = _merge_in_time_order(graph, pieces, steps, config, window_hours)
+    merged, merges = _merge_in_time_order(graph, single, pieces, steps, config, window_hours)
     return Clustering(labels=_relabel(merged), cores=int(cores.max(initial=-1) + 1), attached=attached, merges=merges)
 
 
@@ -91,7 +92,7 @@ def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarra
     return labels, attached
 
 
-def _cohesive_cores(features: ItemFeatures, labels: np.ndarray, fixed: np.ndarray, config: ClusterConfig) -> np.ndarray:
+def _cohesive_cores(single: _GroupSums, labels: np.ndarray, fixed: np.ndarray, config: ClusterConfig) -> np.ndarray:
     """Each free member of a core must stand with the rest of its core: mean similarity to them at least
     `merge_similarity`, the rule of the merge stage, so a core is never looser than a merge could make it
     and a pair of reports of two events cannot ride into a story on HDBSCAN's density alone (which, in a
@@ -103,7 +104,7 @@ def _cohesive_cores(features: ItemFeatures, labels: np.ndarray, fixed: np.ndarra
         check = np.flatnonzero((fixed < 0) & (sizes[labels] > 1))
         if not len(check):
             break
-        mean, _ = member_fit(features, labels, check, config)
+        mean, _ = member_fit(single, labels, check, config)
         out = check[mean < config.merge_similarity]
         if not len(out):
             break
@@ -113,13 +114,15 @@ def _cohesive_cores(features: ItemFeatures, labels: np.ndarray, fixed: np.ndarra
 
 
 def member_fit(
-    features: ItemFeatures, labels: np.ndarray, items: np.ndarray, config: ClusterConfig
+    single: _GroupSums | ItemFeatures, labels: np.ndarray, items: np.ndarray, config: ClusterConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean similarity, and mean date agreement, of each of `items` with the other members of its group
-    (NaN for a group of one): exactly, from the group's sums less the item's own."""
+    (NaN for a group of one): exactly, from the group's sums less the item's own. `single`: the items'
+    own sums (`_GroupSums.items`), or their features."""
     n = len(labels)
     groups = int(labels.max(initial=-1) + 1)
-    single = _GroupSums.items(features)
+    if isinstance(single, ItemFeatures):
+        single = _GroupSums.items(single)
     whole = single.combined(_indicator(labels, groups))
     stacked = _GroupSums.stacked([whole, single])
     k = len(items)
@@ -259,6 +262,35 @@ class _GroupSums:
             joined[name] = sparse.vstack(values).tocsr() if sparse.issparse(values[0]) else np.concatenate(values)
         return cls(**joined)
 
+    def row(self, k: int) -> tuple:
+        """Group k's sums as plain arrays (see `from_rows`): cheap to keep, cheap to stack again."""
+        sparse_parts = []
+        for name in _SPARSE_FIELDS:
+            matrix = getattr(self, name)
+            start, end = matrix.indptr[k], matrix.indptr[k + 1]
+            sparse_parts.append((matrix.indices[start:end], matrix.data[start:end]))
+        return tuple(getattr(self, name)[k] for name in _DENSE_FIELDS) + tuple(sparse_parts)
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple], like: _GroupSums) -> _GroupSums:
+        """Sums whose groups are these `row`s (built straight from their arrays, no sparse indexing)."""
+        values: dict[str, Any] = {}
+        for number, name in enumerate(_DENSE_FIELDS):
+            values[name] = np.stack([row[number] for row in rows]).astype(getattr(like, name).dtype, copy=False)
+        for number, name in enumerate(_SPARSE_FIELDS, start=len(_DENSE_FIELDS)):
+            template = getattr(like, name)
+            lengths = [len(row[number][0]) for row in rows]
+            indptr = np.r_[0, np.cumsum(lengths)].astype(template.indptr.dtype)
+            indices = np.concatenate([row[number][0] for row in rows]).astype(template.indices.dtype, copy=False)
+            data = np.concatenate([row[number][1] for row in rows]).astype(template.dtype, copy=False)
+            values[name] = sparse.csr_matrix((data, indices, indptr), shape=(len(rows), template.shape[1]))
+        return cls(**values, layout=like.layout)
+
+    def select(self, groups: np.ndarray) -> _GroupSums:
+        """The sums of these groups only, in this order."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "layout"}
+        return _GroupSums(**{name: value[groups] for name, value in values.items()}, layout=self.layout)
+
     def combined(self, membership: sparse.csr_matrix) -> _GroupSums:
         """Sums of unions of groups: row k of `membership` marks the groups of union k."""
 
@@ -288,6 +320,10 @@ class _GroupSums:
         """One block of `forward` ("words" or "names") as its own matrix."""
         start, end = self.layout.span(name)
         return self.forward[:, start:end].tocsr()
+
+
+_DENSE_FIELDS = ("sizes", "vectors", "richness_sums", "dated", "mentioned")
+_SPARSE_FIELDS = ("forward", "backward", "mention_forward", "mention_backward")
 
 
 class _Layout:
@@ -434,7 +470,12 @@ def merge_steps(hours: np.ndarray, fixed: np.ndarray, step_minutes: float) -> np
 
 
 def _merge_in_time_order(
-    graph: EvidenceGraph, labels: np.ndarray, steps: np.ndarray, config: ClusterConfig, window_hours: float
+    graph: EvidenceGraph,
+    single: _GroupSums,
+    labels: np.ndarray,
+    steps: np.ndarray,
+    config: ClusterConfig,
+    window_hours: float,
 ) -> tuple[np.ndarray, int]:
     """Average linkage over groups, one step at a time, each group entering at its step.
 
@@ -458,9 +499,12 @@ def _merge_in_time_order(
 
     left, right = _distinct_pairs(labels[graph.rows], labels[graph.cols], groups)
     pair_step = np.maximum(group_step[left], group_step[right])
-    sums = _GroupSums.of(graph.features, labels)
+    sums = single.combined(_indicator(labels, groups))
     story = np.arange(groups)  # the story of each group, named by its smallest group id
     groups_of: dict[int, np.ndarray] = {}  # the groups of each story of more than one
+    # The current sums of each story of several groups, as plain arrays: summing a big story's groups
+    # again at every step is what would cost.
+    kept: dict[int, tuple] = {}
     for pairs in members_by_part(pair_step, np.bincount(pair_step) > 0):
         a, b = story[left[pairs]], story[right[pairs]]
         opened = step_start[pair_step[pairs[0]]] - window_hours
@@ -468,22 +512,37 @@ def _merge_in_time_order(
         if not keep.any():
             continue
         involved, local = np.unique(np.r_[a[keep], b[keep]], return_inverse=True)
-        parts = [groups_of.get(int(s), np.array([s])) for s in involved]
-        members = np.concatenate(parts)
-        union = np.repeat(np.arange(len(involved)), [len(p) for p in parts])
-        membership = sparse.csr_matrix(
-            (np.ones(len(members), dtype=np.float32), (union, members)), shape=(len(involved), groups)
-        )
+        grown = np.array([story_id in kept for story_id in involved.tolist()], dtype=bool)
+        order = np.r_[np.flatnonzero(~grown), np.flatnonzero(grown)]
+        position = np.empty(len(involved), dtype=np.int64)
+        position[order] = np.arange(len(involved))
+        parts = [sums.select(involved[~grown])]
+        if grown.any():
+            parts.append(_GroupSums.from_rows([kept[int(x)] for x in involved[grown]], sums))
+        step_sums = _GroupSums.stacked(parts) if len(parts) > 1 else parts[0]
         pairs_kept = int(keep.sum())
-        joined = _average_linkage(sums.combined(membership), local[:pairs_kept], local[pairs_kept:], config)
-        for together in members_by_part(joined, np.bincount(joined) > 1):
-            survivor = int(involved[together[0]])
-            merged = np.concatenate([parts[k] for k in together])
+        local = position[local]
+        joined = _average_linkage(step_sums, local[:pairs_kept], local[pairs_kept:], config)
+        sets = members_by_part(joined, np.bincount(joined) > 1)
+        if not sets:
+            continue
+        rows = np.repeat(np.arange(len(sets)), [len(t) for t in sets])
+        union = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, np.concatenate(sets))), shape=(len(sets), len(involved))
+        )
+        joined_sums = step_sums.combined(union)
+        for number, together in enumerate(sets):
+            stories_joined = involved[order[together]]
+            survivor = int(stories_joined.min())
+            merged = np.concatenate([groups_of.get(int(x), np.array([x])) for x in stories_joined])
             story[merged] = survivor
             groups_of[survivor] = merged
-            last_hours[survivor] = last_hours[involved[together]].max()
-            for k in together[1:]:
-                groups_of.pop(int(involved[k]), None)
+            last_hours[survivor] = last_hours[stories_joined].max()
+            for absorbed in stories_joined:
+                if int(absorbed) != survivor:
+                    groups_of.pop(int(absorbed), None)
+                    kept.pop(int(absorbed), None)
+            kept[survivor] = joined_sums.row(number)
     merged = story[labels]
     return merged, groups - len(unique_values(merged))
 

@@ -80,7 +80,8 @@ def title_terms(text: str) -> frozenset[str]:
 _TERM = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]")
 
 
-def style_penalty(title: str, truncated: bool) -> tuple[float, list[str]]:
+@functools.lru_cache(maxsize=1 << 16)
+def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
     """A factor in (0, 1] for what makes a title a poor canonical headline, and the reasons found."""
     reasons = []
     words = len(title.split())
@@ -94,9 +95,10 @@ def style_penalty(title: str, truncated: bool) -> tuple[float, list[str]]:
         reasons.append("too short")
     if words > _LONG_WORDS:
         reasons.append("too long")
-    if sum(1 for c in title if c.isupper()) > 0.6 * max(1, sum(1 for c in title if c.isalpha())):
+    letters = [c for c in title if c.isalpha()]
+    if len(letters) >= 8 and sum(c.isupper() for c in letters) > 0.6 * len(letters):
         reasons.append("all capitals")
-    return 0.5 ** len(reasons), reasons
+    return 0.5 ** len(reasons), tuple(reasons)
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) ->
     centroid = vectors.mean(axis=0)
     centrality = vectors @ centroid
     titled = [i for i in range(len(candidates)) if candidates[i].title]
+    if len(candidates) == 1 and titled:  # a story of one: its title, nothing to weigh
+        return Headline(candidates[0].title, candidates[0].article_id, "title", "the only member's title")
     if titled:
         scores = consensus_scores(candidates)
         best = min(
