@@ -119,24 +119,27 @@ def member_fit(
     """Mean similarity, and mean date agreement, of each of `items` with the other members of its group
     (NaN for a group of one): exactly, from the group's sums less the item's own. `single`: the items'
     own sums (`_GroupSums.items`), or their features."""
-    n = len(labels)
     groups = int(labels.max(initial=-1) + 1)
     if isinstance(single, ItemFeatures):
         single = _GroupSums.items(single)
-    whole = single.combined(_indicator(labels, groups))
-    stacked = _GroupSums.stacked([whole, single])
+    needed, group_of_item = np.unique(labels[items], return_inverse=True)  # only the groups asked about
+    rank = np.full(groups, -1, dtype=np.int64)
+    rank[needed] = np.arange(len(needed))
+    members = np.flatnonzero(rank[labels] >= 0)
+    whole = single.combined(_indicator_of(rank[labels[members]], members, len(needed), len(labels)))
+    own = single.select(items)
+    sums = _GroupSums.stacked([own, whole.select(group_of_item).minus(own)])
     k = len(items)
-    rows = np.r_[np.arange(k), np.arange(k) + k, np.arange(k) + k]
-    cols = np.r_[groups + items, labels[items], groups + items]
-    values = np.r_[np.ones(k), np.ones(k), -np.ones(k)].astype(np.float32)
-    membership = sparse.csr_matrix((values, (rows, cols)), shape=(2 * k, groups + n))
-    sums = stacked.combined(membership)
     left, right = np.arange(k), np.arange(k) + k
     alone = sums.sizes[right] < 0.5
     sums.sizes[right] = np.maximum(sums.sizes[right], 1.0)  # a group of one: no rest, reported as NaN
-    similarity = np.where(alone, np.nan, group_similarity(sums, left, right, config))
-    dates = np.where(alone, np.nan, group_date_agreement(sums, left, right))
-    return similarity, dates
+    similarity, dates = _similarity_and_dates(sums, left, right, config)
+    return np.where(alone, np.nan, similarity), np.where(alone, np.nan, dates)
+
+
+def _indicator_of(groups_of: np.ndarray, items: np.ndarray, groups: int, n: int) -> sparse.csr_matrix:
+    """Row g marks `items[k]` wherever `groups_of[k]` is g."""
+    return sparse.csr_matrix((np.ones(len(items), dtype=np.float32), (groups_of, items)), shape=(groups, n))
 
 
 def _indicator(labels: np.ndarray, groups: int) -> sparse.csr_matrix:
@@ -286,6 +289,11 @@ class _GroupSums:
             values[name] = sparse.csr_matrix((data, indices, indptr), shape=(len(rows), template.shape[1]))
         return cls(**values, layout=like.layout)
 
+    def minus(self, other: _GroupSums) -> _GroupSums:
+        """Row by row, these sums less the other's (a group without some of its members)."""
+        values = {f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self) if f.name != "layout"}
+        return _GroupSums(**{k: v.tocsr() if sparse.issparse(v) else v for k, v in values.items()}, layout=self.layout)
+
     def select(self, groups: np.ndarray) -> _GroupSums:
         """The sums of these groups only, in this order."""
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "layout"}
@@ -416,9 +424,16 @@ def group_similarity(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     Cosine and TF-IDF products are bilinear, so the mean over all |A|·|B| pairs is the product of the
     groups' summed vectors divided by |A|·|B|: no pair needs to be in the candidate graph.
     """
+    return _similarity_and_dates(sums, left, right, config)[0]
+
+
+def _similarity_and_dates(
+    sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """`group_similarity` and `group_date_agreement` of the same pairs, from one pass."""
     embedding = pair_cosines(sums.vectors, left, right) / (sums.sizes[left] * sums.sizes[right])
     words, entities, dates = _pair_signals(sums, left, right)
-    return _combine(embedding, words, entities, (sums.richness[left], sums.richness[right]), dates, config)
+    return _combine(embedding, words, entities, (sums.richness[left], sums.richness[right]), dates, config), dates
 
 
 def all_group_similarities(

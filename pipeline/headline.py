@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,34 +116,33 @@ def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
     """`TitleScore` of every candidate's title against all members (title and body) of the story."""
     from pipeline.similarity import entity_tokens, term_weights
 
-    member_terms = [title_terms(f"{c.title}\n{c.text}".strip()) for c in candidates]
-    member_names = [set(entity_tokens(f"{c.title}\n{c.text}".strip())) for c in candidates]
-    counts: dict[str, int] = {}
-    for terms in member_terms:
-        for term in terms:
-            counts[term] = counts.get(term, 0) + 1
+    contents = [f"{c.title}\n{c.text}".strip() for c in candidates]
+    counts: Counter[str] = Counter()
+    name_counts: Counter[str] = Counter()
+    for content, copies in Counter(contents).items():  # wire copies: count each text once, times its copies
+        for term in title_terms(content):
+            counts[term] += copies
+        for name in set(entity_tokens(content)):
+            name_counts[name] += copies
     vocabulary = sorted(counts)
     weight = dict(zip(vocabulary, term_weights(vocabulary).tolist(), strict=True))
     support = {term: counts[term] / len(candidates) for term in vocabulary}
-    name_counts: dict[str, int] = {}
-    for names in member_names:
-        for name in names:
-            name_counts[name] = name_counts.get(name, 0) + 1
     shared_names = {n for n, k in name_counts.items() if k >= max(2, _SHARED * len(candidates))}
     shared = [t for t in vocabulary if support[t] >= _SHARED and counts[t] >= 2 and weight[t] > 0]
     if shared_names:  # the facts: names and numbers most members give, where there are any
         shared = [t for t in shared if t in shared_names]
     shared_total = sum(weight[t] for t in shared)
-    scores = []
-    for candidate in candidates:
-        terms = title_terms(candidate.title) if candidate.title else set()
+    scored: dict[tuple[str, bool], TitleScore] = {}
+    for key in dict.fromkeys((c.title, c.truncated) for c in candidates):  # each distinct title once
+        title, truncated = key
+        terms = title_terms(title) if title else frozenset()
         total = sum(weight.get(t, 0.0) for t in terms)
         precision = sum(weight.get(t, 0.0) * support.get(t, 0.0) for t in terms) / total if total else 0.0
         coverage = sum(weight[t] for t in shared if t in terms) / shared_total if shared_total else precision
-        factor, problems = style_penalty(candidate.title, candidate.truncated)
+        factor, problems = style_penalty(title, truncated)
         fit = 2 * coverage * precision / (coverage + precision) if coverage + precision else 0.0
-        scores.append(TitleScore(fit * factor, coverage, precision, tuple(problems)))
-    return scores
+        scored[key] = TitleScore(fit * factor, coverage, precision, tuple(problems))
+    return [scored[(c.title, c.truncated)] for c in candidates]
 
 
 def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) -> Headline:
