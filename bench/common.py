@@ -109,3 +109,11 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_results(out: Path, stem: str, result: object, text: str) -> None:
+    """`stem.json` (the numbers) and `stem.md` (the report) under `out`, and the report on stdout."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text(text + "\n", encoding="utf-8")
+    print(text)

@@ -17,13 +17,12 @@ the same vectors are used and no text is embedded twice.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, markdown_table, measure
+from bench.common import machine, markdown_table, measure, write_results
 from bench.headlines import RULES, headline_scores
 from bench.slices import memberships
 from pipeline.config import load_config
@@ -182,11 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         result = bench(args.data, args.stream, Path(work))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    text = render(result)
-    (args.out / "quality.md").write_text(text + "\n", encoding="utf-8")
-    print(text)
+    write_results(args.out, "quality", result, render(result))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine, markdown_table, measure
+from bench.common import machine, markdown_table, measure, write_results
 from bench.stream import generate, templates_from, write_jsonl
 from pipeline.config import Config, load_config
 from pipeline.embed import Embedder, model_id
@@ -165,11 +165,7 @@ def main() -> None:
         "embedding_seconds_when_cached": round(cache[2], 1),
         "points": points,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    text = render(result)
-    (args.out / "scale.md").write_text(text + "\n", encoding="utf-8")
-    print(text)
+    write_results(args.out, "scale", result, render(result))
 
 
 if __name__ == "__main__":
