@@ -15,7 +15,7 @@
    at slice edges, and at each step the stories built so far take part as whole groups (closed after
    `window_hours` without a new report). A story grows as the news did, so one run over a day's file
    builds the stories that a run every few minutes would have built, whatever else the file holds.
-   Undated items come last, in one step.
+   Undated items come last, in one step, as news of the batch's newest date.
 
 In an incremental run the members of stories already stored come in as fixed groups (`fixed`): only the
 new items go through steps 1 to 3, and steps 4 and 5 treat each stored story as one group. A new item
@@ -510,7 +510,10 @@ def _merge_in_time_order(
     np.fmax.at(last_hours, labels, np.where(np.isnan(hours), np.inf, hours))  # undated: never closes
     step_start = np.full(int(steps.max()) + 1, np.inf)
     np.fmin.at(step_start, steps, np.where(np.isnan(hours), np.inf, hours))
-    step_start[np.isinf(step_start)] = -np.inf  # a step of undated items closes no story
+    # Undated items arrive with the newest dated one (they are news of now): stories closed by then take
+    # none of them. Without any date in the batch, no story closes.
+    newest = np.nanmax(hours) if (~np.isnan(hours)).any() else -np.inf
+    step_start[np.isinf(step_start)] = newest
 
     left, right = _distinct_pairs(labels[graph.rows], labels[graph.cols], groups)
     pair_step = np.maximum(group_step[left], group_step[right])
@@ -588,7 +591,7 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
         pairs_of_two = sizes[component[a]] == 2
         a, b, similarity = a[pairs_of_two], b[pairs_of_two], pair_similarity[strong][pairs_of_two]
         both_many = (sums.sizes[a] > 1) & (sums.sizes[b] > 1)
-        demand = config.merge_cohesion * np.minimum(body[a], body[b]) * np.fmin(within[a], within[b])
+        demand = config.merge_cohesion * np.maximum(body[a], body[b]) * np.fmin(within[a], within[b])
         apart = both_many & (similarity < np.nan_to_num(demand))
         result[b[apart]] = next_label + np.arange(int(apart.sum()))
         next_label += int(apart.sum())
@@ -648,7 +651,8 @@ def _cohesive_linkage(
     linkage (each group weighing one) cut at 1 − threshold. One more rule: two groups of several members
     merge only if their similarity reaches `cohesion` × the lower of their own within-group similarities,
     scaled by `body` (1 for texts of `LEDE_WORDS` or more, less for bare headlines, whose within-group
-    similarity measures copying rather than the event). Two halves of one event are as alike across as
+    similarity measures copying rather than the event; the larger of the two counts, so a story of full
+    texts holds to the rule against a story of headlines too). Two halves of one event are as alike across as
     within (ratio 0.98–1.0 on random halves of gold stories); two events of one topic are not (median
     0.75 on ECB+). The merged group's within-similarity is exact: both parts' internal pairs and the
     pairs across.
@@ -680,7 +684,7 @@ def _cohesive_linkage(
         similarity = -negative
         if internal_pairs[i] > 0 and internal_pairs[j] > 0:
             own = min(internal_sum[i] / internal_pairs[i], internal_sum[j] / internal_pairs[j])
-            demand = cohesion * min(body[i], body[j]) * own
+            demand = cohesion * max(body[i], body[j]) * own
             if similarity < demand:
                 continue
         # Merge j into i (Lance-Williams update for average linkage).
