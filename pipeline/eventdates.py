@@ -2,10 +2,11 @@
 
 A follow-up published twelve days after a shooting ("Justin Malone was killed Nov. 10") reports the
 same event as the first report, and a report of another shooting published the same day does not. So
-each item carries the date of its event, not only of its publication: the earliest date its text
-mentions, resolved against the publication date where there is one (weekday names, "yesterday"),
-looking back at most `LOOKBACK_DAYS` (a date further back is background, not the event). A full date
-with its year ("May 25, 2016") needs no publication date, so undated items get an event date too.
+each item carries the dates its event may have, not only its publication date: the dates its body names,
+resolved against the publication date (weekday names, "yesterday", "June 3"), looking back at most
+`LOOKBACK_DAYS` (a date further back is background, not the event). Two reports agree when some date of
+one is close to the other's (`DateEvidence`). A full date with its year ("May 25, 2016") needs no
+publication date, so undated items carry dates too, as mentions, and the year they name most.
 
 Plain regular expressions over English date forms: fast enough for 200k headlines a run, deterministic,
 and tested by property tests (`tests/test_eventdates.py`). Anything unresolvable is ignored.
@@ -233,9 +234,3 @@ def _channel(bins: list[list[int]], tolerance: float) -> tuple[sparse.csr_matrix
 
 
 _CUTOFF = 4.0  # the kernel is cut this many tolerances beyond the tolerance (weight below 0.02)
-
-
-def event_date(text: str, published: datetime | None) -> date | None:
-    """The earliest date an item's event may have (see `date_sets`), None when it has none."""
-    dates, _ = date_sets(text, published)
-    return dates[0] if dates else None

@@ -4,10 +4,13 @@ Candidates are each item's nearest neighbours by embedding plus the MinHash near
 cost grows with n·k, not n². For each pair:
 - `embedding`: cosine of the sentence vectors (topic and paraphrase);
 - `lexical`: TF-IDF cosine of the words, and `entity`: TF-IDF cosine of names and numbers (who, where,
-  when: what tells two earthquakes or two summits apart);
+  when: what tells two earthquakes or two summits apart), with term weights from a fixed reference (general
+  English word frequencies), so a pair scores the same whatever else is in the batch;
 - `evidence_weight`: how much the lexical signals count, by how much text both items have. Two retitled
   8-word headlines share few words by chance; two 300-word reports of one event share their names.
-- `time_factor`: 1 within `time_scale_hours`, decaying beyond it (1 when a date is unknown);
+- `time_factor`: how well the dates of the two events agree (`date_agreement`, from `pipeline.eventdates`):
+  1 within `time_scale_hours` or when a date is unknown, less the further apart; different dates are
+  evidence against one event;
 - `similarity`: the combination, and `density`: blended with shared-nearest-neighbour overlap, which
   makes a threshold mean the same thing in dense and sparse parts of the batch.
 """
@@ -323,15 +326,6 @@ def sparse_cross_products(
         end = start + chunk
         out[start:end] = np.asarray(left[rows[start:end]].multiply(right[cols[start:end]]).sum(axis=1)).ravel()
     return out
-
-
-def time_decay(gap_hours: np.ndarray, scale_hours: float) -> np.ndarray:
-    """1 for gaps up to `scale_hours` (or unknown), then exponential decay with the same scale."""
-    gap = np.asarray(gap_hours, dtype=np.float64)
-    if scale_hours <= 0:
-        return np.ones(gap.shape, dtype=np.float32)
-    excess = np.where(np.isnan(gap), 0.0, np.maximum(0.0, gap - scale_hours))
-    return np.exp(-excess / scale_hours).astype(np.float32)
 
 
 def _shared_neighbours(graph: EvidenceGraph, k: int) -> np.ndarray:
