@@ -36,7 +36,7 @@ from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from pipeline.arrays import unique_values
 from pipeline.config import ClusterConfig
-from pipeline.eventdates import DateEvidence
+from pipeline.eventdates import CHANNELS, DateEvidence
 from pipeline.similarity import EvidenceGraph, ItemFeatures, pair_cosines
 
 
@@ -144,9 +144,7 @@ def _indicator_of(groups_of: np.ndarray, items: np.ndarray, groups: int, n: int)
 
 def _indicator(labels: np.ndarray, groups: int) -> sparse.csr_matrix:
     """Row g marks the items of group g."""
-    return sparse.csr_matrix(
-        (np.ones(len(labels), dtype=np.float32), (labels, np.arange(len(labels)))), shape=(groups, len(labels))
-    )
+    return _indicator_of(labels, np.arange(len(labels)), groups, len(labels))
 
 
 def sparse_hdbscan(distance: sparse.csr_matrix, min_cluster_size: int, min_samples: int) -> np.ndarray:
@@ -324,23 +322,16 @@ class _GroupSums:
     def richness(self) -> np.ndarray:
         return self.richness_sums / self.sizes
 
-    def block(self, name: str) -> sparse.csr_matrix:
-        """One block of `forward` ("words" or "names") as its own matrix."""
-        start, end = self.layout.span(name)
-        return self.forward[:, start:end].tocsr()
-
 
 _DENSE_FIELDS = ("sizes", "vectors", "richness_sums", "dated", "mentioned")
 _SPARSE_FIELDS = ("forward", "backward", "mention_forward", "mention_backward")
 
 
 class _Layout:
-    """Where each signal sits in `_GroupSums.forward`, and which columns sum to which signal."""
+    """Which columns of `forward` ⊙ `backward` sum to which signal."""
 
     def __init__(self, words: int, names: int, dates: DateEvidence) -> None:
-        self.words, self.names, self.dates = words, names, dates
-        channels = len(dates.known[0]) if len(dates.known) else 3
-        self.channels = channels
+        self.channels = channels = len(CHANNELS)
         width = len(dates.channel)
         columns = words + names + 2 * width
         # Blocks of forward ⊙ backward: 0 words, 1 names, 2.. cover·mass per channel, 2+k.. mass·cover.
@@ -354,9 +345,6 @@ class _Layout:
             (np.ones(2 * width, dtype=np.float32), (np.arange(2 * width), mention_block.astype(np.int64))),
             shape=(2 * width, 2 * channels),
         )
-
-    def span(self, name: str) -> tuple[int, int]:
-        return {"words": (0, self.words), "names": (self.words, self.words + self.names)}[name]
 
 
 def block_products(
@@ -441,29 +429,17 @@ def all_group_similarities(
 ) -> np.ndarray:
     """`group_similarity` for every pair of the given groups, as a condensed vector (scipy's order).
 
-    Computed from Gram matrices of the group sums, a block of rows at a time, so a part of m groups needs
-    the m·(m-1)/2 results and no m×m temporaries.
+    The upper pairs of a block of rows at a time, so a part of m groups needs the m·(m-1)/2 results and
+    no m×m temporaries.
     """
     m = len(groups)
-    sizes = sums.sizes[groups].astype(np.float64)
-    vectors = sums.vectors[groups]
-    words, entities = sums.block("words")[groups], sums.block("names")[groups]
-    richness = sums.richness[groups]
     parts = []
     for start in range(0, m - 1, block_rows):
-        end = min(m - 1, start + block_rows)
-        rows = slice(start, end)
-        scale = 1.0 / np.outer(sizes[rows], sizes)
-        block = _combine(
-            (vectors[rows] @ vectors.T) * scale,
-            (words[rows] @ words.T).toarray() * scale,
-            (entities[rows] @ entities.T).toarray() * scale,
-            (richness[rows, None], richness[None, :]),
-            group_date_agreement(sums, groups[rows], groups, dense=True),
-            config,
-        )
-        upper = np.arange(m)[None, :] > np.arange(start, end)[:, None]
-        parts.append(block[upper])  # row-major: the condensed order
+        rows = np.arange(start, min(m - 1, start + block_rows))
+        counts = m - 1 - rows  # row r pairs with r+1 .. m-1: row-major, the condensed order
+        left = np.repeat(rows, counts)
+        right = np.arange(len(left)) - np.repeat(np.cumsum(counts) - counts, counts) + left + 1
+        parts.append(group_similarity(sums, groups[left], groups[right], config))
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
@@ -590,9 +566,7 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
         a, b = left[strong], right[strong]
         pairs_of_two = sizes[component[a]] == 2
         a, b, similarity = a[pairs_of_two], b[pairs_of_two], pair_similarity[strong][pairs_of_two]
-        both_many = (sums.sizes[a] > 1) & (sums.sizes[b] > 1)
-        demand = config.merge_cohesion * np.maximum(body[a], body[b]) * np.fmin(within[a], within[b])
-        apart = both_many & (similarity < np.nan_to_num(demand))
+        apart = _too_loose(similarity, within[a], within[b], body[a], body[b], config.merge_cohesion)
         result[b[apart]] = next_label + np.arange(int(apart.sum()))
         next_label += int(apart.sum())
     parts = members_by_part(component, sizes > 2)
@@ -635,6 +609,14 @@ def _within_from_self(sizes: np.ndarray, with_self: np.ndarray) -> np.ndarray:
     sizes = sizes.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sizes > 1, (sizes**2 * with_self - sizes) / (sizes * (sizes - 1)), np.nan)
+
+
+def _too_loose(similarity: Any, within_a: Any, within_b: Any, body_a: Any, body_b: Any, cohesion: float) -> Any:
+    """The cohesion rule: two groups of several members are too loose to merge when they are less alike
+    across than `cohesion` × the lower within-similarity (scaled by `body`, see `_cohesive_linkage`).
+    A group of one has no within-similarity (NaN) and never makes a pair too loose."""
+    with np.errstate(invalid="ignore"):
+        return similarity < cohesion * np.maximum(body_a, body_b) * np.minimum(within_a, within_b)
 
 
 def _cohesive_linkage(
@@ -682,11 +664,9 @@ def _cohesive_linkage(
         if not (active[i] and active[j]) or version[i] != version_i or version[j] != version_j:
             continue  # a stale entry: one side has changed since
         similarity = -negative
-        if internal_pairs[i] > 0 and internal_pairs[j] > 0:
-            own = min(internal_sum[i] / internal_pairs[i], internal_sum[j] / internal_pairs[j])
-            demand = cohesion * max(body[i], body[j]) * own
-            if similarity < demand:
-                continue
+        inside_i, inside_j = (internal_sum[g] / internal_pairs[g] if internal_pairs[g] else np.nan for g in (i, j))
+        if _too_loose(similarity, inside_i, inside_j, body[i], body[j], cohesion):
+            continue
         # Merge j into i (Lance-Williams update for average linkage).
         total = sizes[i] + sizes[j]
         row = (weight[i] * matrix[i] + weight[j] * matrix[j]) / (weight[i] + weight[j])

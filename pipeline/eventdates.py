@@ -135,6 +135,7 @@ class DateEvidence:
     channel: np.ndarray
     known: np.ndarray
     mention: np.ndarray
+    item_dates: list[list[date]]  # each item's dates (`date_sets`), as read: for the member rows
 
     def channel_sums(self) -> sparse.csr_matrix:
         """Columns × channels: sums a row's values per channel."""
@@ -146,7 +147,9 @@ class DateEvidence:
     def only(self, names: tuple[str, ...]) -> DateEvidence:
         """The same evidence with the other channels unknown (for tests and explanations)."""
         keep = np.array([name in names for name in CHANNELS])
-        return DateEvidence(self.cover, self.mass, self.channel, self.known & keep[None, :], self.mention)
+        return DateEvidence(
+            self.cover, self.mass, self.channel, self.known & keep[None, :], self.mention, self.item_dates
+        )
 
 
 def main_year(text: str) -> int | None:
@@ -194,6 +197,7 @@ def date_evidence(
         channel=np.concatenate(owners),
         known=np.column_stack(known),
         mention=np.array([when is None for when in published], dtype=bool),
+        item_dates=[dates for dates, _ in sets],
     )
 
 

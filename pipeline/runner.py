@@ -335,7 +335,6 @@ def _assign(
     members (the merge rule), its dates, and the names it shares with most members or lacks.
     """
     from pipeline.cluster import member_fit, members_by_part
-    from pipeline.eventdates import date_sets
     from pipeline.headline import HeadlineCandidate, choose_headline
     from pipeline.similarity import entity_tokens
 
@@ -414,7 +413,7 @@ def _assign(
                     "near_duplicate_group": items[group_first[group]].article_id if group_size[group] > 1 else None,
                     "story_similarity": None if np.isnan(story_similarity) else round(float(story_similarity), 4),
                     "date_agreement": None if np.isnan(date_agreement) else round(float(date_agreement), 4),
-                    "event_dates": date_sets(items[i].text, items[i].published_at)[0],
+                    "event_dates": features.dates.item_dates[i],
                     "shared_names": sorted(names[i] & shared),
                     "missing_names": sorted(shared - names[i]),
                 }
