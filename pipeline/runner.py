@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.assign import StoryPlan, assign_stories
 from pipeline.config import Config
 from pipeline.errors import LockedError
 from pipeline.ingest import ingest
@@ -77,11 +78,6 @@ def database_lock(db: Path) -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
-
-
-def story_id_for(article_id: str) -> str:
-    """A story's id comes from its founding article, so the same input always yields the same ids."""
-    return "s-" + hashlib.sha1(article_id.encode()).hexdigest()[:12]
 
 
 def text_hash(text: str) -> str:
@@ -156,7 +152,7 @@ def _run_locked(store: Any, batch: Any, config: Config, report: RunReport, timer
     report.rejects = rejects
     report.articles_new = len(new)
 
-    plan = _StoryPlan()
+    plan = StoryPlan()
     fresh = _Fresh()
     if new:
         plan, fresh = _cluster_new(store, new, config, report, timer, progress)
@@ -216,17 +212,6 @@ class _Fresh:
     scheme: str = ""
 
 
-@dataclass
-class _StoryPlan:
-    """What the run will write about stories."""
-
-    members: list[dict[str, Any]] = field(default_factory=list)  # rows for story_members (new articles)
-    stories: list[dict[str, Any]] = field(default_factory=list)  # full rows for touched stories
-    merges: dict[str, str] = field(default_factory=dict)  # old story id -> surviving story id
-    created: set[str] = field(default_factory=set)
-    touched: set[str] = field(default_factory=set)
-
-
 def _context_article(row: dict[str, Any]) -> Article:
     return Article(
         article_id=row["article_id"],
@@ -245,7 +230,7 @@ def _context_article(row: dict[str, Any]) -> Article:
 
 def _cluster_new(
     store: Any, new: list[Article], config: Config, report: RunReport, timer: _Timer, progress: bool
-) -> tuple[_StoryPlan, _Fresh]:
+) -> tuple[StoryPlan, _Fresh]:
     from pipeline.cluster import cluster
     from pipeline.dedup import find_near_duplicates, signature_scheme, signatures
     from pipeline.embed import Embedder, model_id
@@ -299,7 +284,16 @@ def _cluster_new(
         counts.update(cores=clustering.cores, attached=clustering.attached, merges=clustering.merges)
 
     with timer.stage("headline") as counts:
-        plan = _assign(store, items, context_story, clustering.labels, vectors, near.group, graph.features, config)
+        plan = assign_stories(
+            items,
+            context_story,
+            clustering.labels,
+            vectors,
+            near.group,
+            graph.features,
+            config,
+            store.story_created(sorted(set(context_story))),
+        )
         counts.update(stories=len(plan.touched), new_stories=len(plan.created), merged=len(plan.merges))
     return plan, _Fresh(vectors=fresh, signatures=fresh_signatures, scheme=scheme)
 
@@ -319,139 +313,11 @@ def _cached_or_computed(
     return np.stack([lookup[k] for k in keys]), fresh
 
 
-def _assign(
-    store: Any,
-    items: list[Article],
-    context_story: list[str],
-    labels: np.ndarray,
-    vectors: np.ndarray,
-    near_group: np.ndarray,
-    features: Any,
-    config: Config,
-) -> _StoryPlan:
-    """Map clusters onto stories: join, create or merge, never silently move an existing member.
-
-    Each new member's row says why it is there: its mean similarity and date agreement with the other
-    members (the merge rule), its dates, and the names it shares with most members or lacks.
-    """
-    from pipeline.cluster import member_fit, members_by_part
-    from pipeline.headline import HeadlineCandidate, choose_headline
-    from pipeline.similarity import entity_tokens
-
-    plan = _StoryPlan()
-    n_context = len(context_story)
-    story_of = {i: context_story[i] for i in range(n_context)}
-    created_info = store.story_created(sorted(set(context_story)))
-
-    def age_key(story_id: str) -> tuple:
-        first_seen, created_run = created_info.get(story_id, (None, ""))
-        return (first_seen is None, first_seen or datetime.min, created_run or "", story_id)
-
-    for indices in members_by_part(labels, np.ones(int(labels.max(initial=-1)) + 1, dtype=bool)):
-        new_indices = [int(i) for i in indices if i >= n_context]
-        stories = sorted({story_of[int(i)] for i in indices if i < n_context}, key=age_key)
-        if not new_indices and len(stories) <= 1:
-            continue  # nothing new here: the story stays exactly as it is
-        if stories:
-            # The cluster stage keeps each stored story whole, so a cluster holding several of them means
-            # their average similarity now passes the merge threshold: the oldest id survives, the merge
-            # is recorded, and the old ids keep resolving.
-            survivor = stories[0]
-            for absorbed in stories[1:]:
-                plan.merges[absorbed] = survivor
-        else:
-            founder = min(
-                new_indices,
-                key=lambda i: (
-                    items[i].published_at is None,
-                    items[i].published_at or datetime.min,
-                    items[i].article_id,
-                ),
-            )
-            survivor = story_id_for(items[founder].article_id)
-            plan.created.add(survivor)
-        for i in indices:
-            story_of[int(i)] = survivor
-        plan.touched.add(survivor)
-
-    by_story: dict[str, list[int]] = {}
-    for i, story in story_of.items():
-        by_story.setdefault(story, []).append(i)
-    group_first: dict[int, int] = {}
-    for i in range(len(items)):
-        group_first.setdefault(int(near_group[i]), i)
-    group_size = Counter(int(g) for g in near_group)
-    story_number = {story: number for number, story in enumerate(sorted(by_story))}
-    story_labels = np.array([story_number[story_of[i]] for i in range(len(items))], dtype=np.int64)
-    joining = np.array(sorted(i for story in plan.touched for i in by_story[story] if i >= n_context), dtype=np.int64)
-    fit, agreement = member_fit(features, story_labels, joining, config.cluster)
-    fit_of = {int(i): (f, d) for i, f, d in zip(joining, fit, agreement, strict=True)}
-    now = datetime.now()
-    for story in sorted(plan.touched):
-        members = sorted(by_story[story])
-        member_vectors = vectors[members]
-        centroid = member_vectors.mean(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-        pairwise = member_vectors @ member_vectors.T
-        np.fill_diagonal(pairwise, -np.inf)
-        names = {i: set(entity_tokens(items[i].content)) for i in members}
-        counts = Counter(name for i in members for name in names[i])
-        shared = {name for name, count in counts.items() if count >= len(members) / 2 and len(members) > 1}
-        for position, i in enumerate(members):
-            if i < n_context:
-                continue
-            nearest = int(np.argmax(pairwise[position])) if len(members) > 1 else None
-            group = int(near_group[i])
-            story_similarity, date_agreement = fit_of[i]
-            plan.members.append(
-                {
-                    "story_id": story,
-                    "article_id": items[i].article_id,
-                    "similarity": round(float(member_vectors[position] @ centroid), 4),
-                    "nearest_article_id": items[members[nearest]].article_id if nearest is not None else None,
-                    "nearest_similarity": round(float(pairwise[position, nearest]), 4) if nearest is not None else None,
-                    "near_duplicate_group": items[group_first[group]].article_id if group_size[group] > 1 else None,
-                    "story_similarity": None if np.isnan(story_similarity) else round(float(story_similarity), 4),
-                    "date_agreement": None if np.isnan(date_agreement) else round(float(date_agreement), 4),
-                    "event_dates": features.dates.item_dates[i],
-                    "shared_names": sorted(names[i] & shared),
-                    "missing_names": sorted(shared - names[i]),
-                }
-            )
-        candidates = [
-            HeadlineCandidate(
-                items[i].article_id,
-                items[i].title,
-                items[i].text,
-                "title truncated" in items[i].notes,
-                "truncated" in items[i].notes,
-            )
-            for i in members
-        ]
-        headline = choose_headline(candidates, member_vectors)
-        dates = [items[i].published_at for i in members if items[i].published_at is not None]
-        plan.stories.append(
-            {
-                "story_id": story,
-                "headline": headline.text,
-                "headline_article_id": headline.article_id,
-                "headline_kind": headline.kind,
-                "headline_reason": headline.reason,
-                "size": len(members),
-                "sources": len({items[i].source for i in members if items[i].source}),
-                "first_seen": min(dates) if dates else None,
-                "last_seen": max(dates) if dates else None,
-                "updated_at": now,
-            }
-        )
-    return plan
-
-
 def _write(
     store: Any,
     run_id: str,
     new: list[Article],
-    plan: _StoryPlan,
+    plan: StoryPlan,
     rejects: list[Reject],
     fresh: _Fresh,
     config: Config,

@@ -6,15 +6,15 @@ from datetime import datetime
 
 import numpy as np
 
+from pipeline.assign import assign_stories, story_id_for
 from pipeline.config import Config, NearDuplicateConfig
 from pipeline.dedup import find_near_duplicates
 from pipeline.records import Article
-from pipeline.runner import _assign, story_id_for
 from pipeline.similarity import build_graph
 
 
 class FakeStore:
-    """Only what `_assign` reads: when each existing story was first seen."""
+    """Only what `assign_stories` reads: when each existing story was first seen."""
 
     def story_created(self, story_ids: list[str]) -> dict:
         first = {"s-a": datetime(2024, 1, 3), "s-b": datetime(2024, 1, 2), "s-c": datetime(2024, 1, 1)}
@@ -26,13 +26,14 @@ def article(article_id: str, title: str) -> Article:
 
 
 def assign(items: list[Article], context: list[str], labels: np.ndarray):
-    """`_assign` with the evidence of these items (one-hot vectors: no two items alike)."""
+    """`assign_stories` with the evidence of these items (one-hot vectors: no two items alike)."""
     config = Config()
     texts = [a.content for a in items]
     vectors = np.eye(len(items), dtype=np.float32)
     near = find_near_duplicates(texts, texts, NearDuplicateConfig())
     graph = build_graph(texts, vectors, np.full(len(items), np.nan), near, config.cluster)
-    return _assign(FakeStore(), items, context, labels, vectors, np.arange(len(items)), graph.features, config)
+    created = FakeStore().story_created(sorted(set(context)))
+    return assign_stories(items, context, labels, vectors, np.arange(len(items)), graph.features, config, created)
 
 
 def test_a_cluster_holding_two_stored_stories_merges_them_into_the_older_one() -> None:
