@@ -111,13 +111,13 @@ def run_command(
             reasons = ", ".join(f"{count} {reason}" for reason, count in report.reject_reasons.most_common())
             click.echo(f"rejected: {reasons} (see the rejects table of {report.db})")
     if not quiet and log_format == "text" and report.articles_new:
-        _print_stories(report.db, 20)
+        _print_stories(report.db, 20, config.store.lock_wait_seconds)
 
 
-def _print_stories(db: str, limit: int) -> None:
+def _print_stories(db: str, limit: int, wait_seconds: float) -> None:
     from pipeline.store import Store
 
-    with Store(db, read_only=True) as store:
+    with Store(db, read_only=True, wait_seconds=wait_seconds) as store:
         rows = store.top_stories(limit)
     if not rows:
         click.echo("no stories yet")
@@ -135,7 +135,7 @@ def stories_command(limit: int, db: str | None, config_path: str | None) -> None
     """List the biggest open stories."""
     config = _config(config_path)
     try:
-        _print_stories(_db(config, db), limit)
+        _print_stories(_db(config, db), limit, config.store.lock_wait_seconds)
     except StoryclustError as problem:
         _fail(problem)
 
@@ -150,7 +150,7 @@ def show_command(story_id: str, db: str | None, config_path: str | None) -> None
 
     config = _config(config_path)
     try:
-        with Store(_db(config, db), read_only=True) as store:
+        with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
             head, members = store.story(story_id)
     except StoryclustError as problem:
         _fail(problem)
@@ -183,7 +183,7 @@ def eval_command(gold: str, as_json: bool, db: str | None, config_path: str | No
 
     config = _config(config_path)
     try:
-        with Store(_db(config, db), read_only=True) as store:
+        with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
             memberships = store.memberships()
         scores = score(memberships, read_gold(gold))
     except StoryclustError as problem:
@@ -202,14 +202,11 @@ def eval_command(gold: str, as_json: bool, db: str | None, config_path: str | No
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
 def prune_command(older_than_days: float, db: str | None, config_path: str | None) -> None:
     """Delete stories (and their articles) whose last item is older than the cutoff."""
-    from pipeline.runner import database_lock
-    from pipeline.store import Store
+    from pipeline.store import prune
 
     config = _config(config_path)
-    path = _db(config, db)
     try:
-        with Store(path, create=False) as store, database_lock(store.path):
-            stories, articles = store.prune(older_than_days)
+        stories, articles = prune(_db(config, db), older_than_days, config.store.lock_wait_seconds)
     except StoryclustError as problem:
         _fail(problem)
         return

@@ -106,10 +106,12 @@ class StoriesConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     db: str = "data/storyclust.duckdb"
+    lock_wait_seconds: float = 30.0
 
     def validate(self) -> None:
         if not self.db:
             raise ConfigError("store.db: must name a file")
+        _in_range("store.lock_wait_seconds", self.lock_wait_seconds, 0.0, 3600.0)
 
 
 @dataclass(frozen=True)

@@ -37,3 +37,9 @@ class NotFoundError(StoryclustError):
     """A story or file named by the user does not exist."""
 
     exit_code = 1
+
+
+class OutputError(StoryclustError):
+    """An output path the user named cannot be written (a file in the way, no permission): like a bad input path."""
+
+    exit_code = 2

@@ -1,9 +1,10 @@
 """The main job: ingest → normalize → near-duplicates → embed → evidence → cluster → headline → store.
 
 Each stage is timed and counted; the counts and seconds go to the `runs` table and, with a log callback,
-to one JSON line per stage. A run holds an exclusive lock on the database (a second run exits with
-`LockedError`), does all its writes in one transaction, and changes nothing when its input is already
-stored. New items are clustered together with the members of stories still open (within
+to one JSON line per stage. A run holds an exclusive lock beside the database (a second run exits with
+`LockedError`), works on a private copy of the database and publishes it atomically at the end
+(`pipeline.store.WorkingCopy`): readers are never locked out, and a killed run changes nothing. A run
+changes nothing when its input is already stored. New items are clustered together with the members of stories still open (within
 `stories.window_hours`), each stored story as one fixed group; new items then join those stories, start
 new ones, or merge stories they prove to be one. Existing memberships never move except through a
 recorded merge (`story_merges`), and the older id survives.
@@ -11,9 +12,7 @@ recorded merge (`story_merges`), and the older id survives.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import resource
 import time
 import uuid
@@ -29,7 +28,6 @@ import numpy as np
 
 from pipeline.assign import StoryPlan, assign_stories
 from pipeline.config import Config
-from pipeline.errors import LockedError
 from pipeline.ingest import ingest
 from pipeline.normalize import normalize_record
 from pipeline.records import Article, Reject
@@ -53,31 +51,12 @@ class RunReport:
     stories_merged: int = 0
     embedded: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    shared_lock_seconds: float = 0.0  # holding the published file (read-only, shared) to copy it
+    publish_seconds: float = 0.0  # checkpointing the copy and renaming it over the published file
 
     @property
     def reject_reasons(self) -> Counter[str]:
         return Counter(r.reason.split(":")[0] for r in self.rejects)
-
-
-@contextmanager
-def database_lock(db: Path) -> Iterator[None]:
-    """An exclusive, non-blocking lock next to the database; the OS drops it when the process dies."""
-    db.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(f"{db}.lock", "a+")  # noqa: SIM115 - held for the whole run
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise LockedError(f"another storyclust run is writing {db}; try again later") from None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
 
 
 def text_hash(text: str) -> str:
@@ -109,7 +88,7 @@ def run(
     log: StageLog | None = None,
 ) -> RunReport:
     """Run the whole job over `inputs` into the database (default: `config.store.db`)."""
-    from pipeline.store import Store
+    from pipeline.store import WorkingCopy, database_lock
 
     db_path = Path(db or config.store.db)
     run_id = f"r-{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -120,13 +99,24 @@ def run(
         batch = ingest(inputs, config.input, fmt)
         counts.update(files=len(batch.files), records=len(batch.records), rejected=len(batch.rejects))
     report.lines_read = batch.lines_read
-    with database_lock(db_path), Store(db_path) as store:
-        store.start_run(run_id, batch.files, config.to_dict())
+    with database_lock(db_path):
+        copy = WorkingCopy(db_path, run_id, config.store.lock_wait_seconds)
+        report.shared_lock_seconds = round(copy.copy_seconds, 3)
         try:
-            _run_locked(store, batch, config, report, timer, progress)
-        except BaseException as problem:
-            store.finish_run(run_id, "failed", {"error": f"{type(problem).__name__}: {problem}"[:2000]})
-            raise
+            copy.store.start_run(run_id, batch.files, config.to_dict())
+            try:
+                _run_locked(copy.store, batch, config, report, timer, progress)
+            except Exception as problem:
+                # The failure is recorded and published; the data of the run is not (rolled back).
+                copy.store.finish_run(run_id, "failed", {"error": f"{type(problem).__name__}: {problem}"[:2000]})
+                copy.publish()
+                raise
+            with timer.stage("publish") as counts:
+                seconds = copy.publish()
+                counts.update(copy_seconds=round(copy.copy_seconds, 3), publish_seconds=round(seconds, 3))
+            report.publish_seconds = round(seconds, 3)
+        finally:
+            copy.discard()  # no-op once published
     return report
 
 

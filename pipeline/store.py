@@ -6,9 +6,14 @@ Every write of a run happens in one transaction (see `pipeline.runner`); a kille
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import re
+import shutil
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import NotFoundError, StoreError
+from pipeline.errors import LockedError, NotFoundError, StoreError
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -112,25 +117,25 @@ class StoredArticle:
 
 
 class Store:
-    """A DuckDB database holding articles, stories and runs."""
+    """A DuckDB database holding articles, stories and runs.
 
-    def __init__(self, path: str | Path, read_only: bool = False, create: bool = True) -> None:
-        import duckdb
+    Opened read-only by everything that only reads. Writers never open the published file for writing:
+    they change a private copy and publish it atomically (`WorkingCopy`), so a reader that keeps the file
+    open for hours never blocks a run and a run never blocks a reader.
+    """
 
+    def __init__(
+        self, path: str | Path, read_only: bool = False, create: bool = True, wait_seconds: float = 0.0
+    ) -> None:
         self.path = Path(path)
         if (read_only or not create) and not self.path.exists():
             raise StoreError(f"database not found: {self.path} (run `storyclust run` first or pass --db)")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as problem:
-            message = str(problem).splitlines()[0]
-            raise StoreError(f"cannot open database {self.path}: {message}") from None
-        except duckdb.Error as problem:
-            raise StoreError(f"{self.path} is not a DuckDB database: {str(problem).splitlines()[0]}") from None
+        self.db = _connect(self.path, read_only, wait_seconds)
         if read_only:
             if not self._has_table("schema_migrations"):
+                self.db.close()
                 raise StoreError(f"{self.path} is not a storyclust database")
         else:
             self.migrate()
@@ -173,12 +178,16 @@ class Store:
         self.db.execute("COMMIT")
 
     # -- runs -------------------------------------------------------------------------------------------
+    def record_interrupted(self, runs: list[tuple[str, datetime]]) -> None:
+        """Runs whose process ended before publishing (their copies were found): a trace, nothing else."""
+        for run_id, started_at in runs:
+            self.db.execute(
+                "INSERT INTO runs (run_id, status, started_at, error) VALUES (?, 'failed', ?, ?) ON CONFLICT DO NOTHING",
+                [run_id, started_at, "interrupted: the process ended before finishing"],
+            )
+
     def start_run(self, run_id: str, inputs: list[str], config: dict[str, Any]) -> None:
-        """Record a run as running (committed at once, so a killed run leaves a trace)."""
-        self.db.execute(
-            "UPDATE runs SET status = 'failed', error = 'interrupted: the process ended before finishing' "
-            "WHERE status = 'running'"
-        )
+        """Record a run as running (in the working copy: published only with its outcome)."""
         self.db.execute(
             "INSERT INTO runs (run_id, status, started_at, inputs, config) VALUES (?, 'running', now(), ?, ?)",
             [run_id, inputs, json.dumps(config)],
@@ -303,7 +312,7 @@ class Store:
     def memberships(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT article_id, story_id FROM story_members").fetchall())
 
-    def prune(self, older_than_days: float) -> tuple[int, int]:
+    def prune_stories(self, older_than_days: float) -> tuple[int, int]:
         """Delete closed stories whose last item is older than the cutoff, with their articles."""
         cutoff = f"now()::TIMESTAMP - to_microseconds(CAST({float(older_than_days)} * 86400e6 AS BIGINT))"
         with self.transaction():
@@ -325,6 +334,181 @@ class Store:
                 "DELETE FROM stories WHERE story_id IN (SELECT story_id FROM doomed) OR merged_into IN (SELECT story_id FROM doomed)"
             )
         return stories, articles
+
+
+# Files are written in the storage format of DuckDB 1.2, so every DuckDB from 1.2 on (CLIs, DBeaver,
+# notebooks, R) opens them; DuckDB 2.x writes a format 1.x cannot read unless asked.
+STORAGE_VERSION = "v1.2.0"
+
+
+def _connect(path: Path, read_only: bool, wait_seconds: float) -> Any:
+    """A connection, waiting up to `wait_seconds` while another process holds the file for writing."""
+    import duckdb
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return duckdb.connect(
+                str(path), read_only=read_only, config={"storage_compatibility_version": STORAGE_VERSION}
+            )
+        except duckdb.IOException as problem:
+            message = str(problem).splitlines()[0]
+            if "lock" not in message.lower():
+                raise StoreError(f"cannot open database {path}: {message}") from None
+            if time.monotonic() >= deadline:
+                holder = re.search(r"PID (\d+)", message)
+                who = f"process {holder.group(1)}" if holder else "another process"
+                raise LockedError(
+                    f"{path} is held open for writing by {who}; waited {wait_seconds:g} s, try again later "
+                    "(open it with `duckdb -readonly` to let runs go on)"
+                ) from None
+            time.sleep(0.2)
+        except duckdb.Error as problem:
+            raise StoreError(f"{path} is not a DuckDB database: {str(problem).splitlines()[0]}") from None
+
+
+def _storage_version(db: Any) -> str:
+    rows = db.execute("SELECT tags FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    return str((rows[0][0] or {}).get("storage_version", "")) if rows else ""
+
+
+def _file_state(path: Path) -> tuple[int, int, int, bool] | None:
+    """What identifies one version of the published file (and whether a write-ahead log sits beside it)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, Path(f"{path}.wal").exists()
+
+
+@contextmanager
+def database_lock(db: Path) -> Iterator[None]:
+    """An exclusive, non-blocking lock next to the database; the OS drops it when the process dies."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(f"{db}.lock", "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LockedError(f"another storyclust run is writing {db}; try again later") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class WorkingCopy:
+    """Copy-on-write access for one writer (a run or a prune), which must hold `database_lock`.
+
+    The published file is copied to `<db>.<run_id>.tmp` under a shared (read-only) DuckDB lock, the
+    writer changes the copy, and `publish` renames it over the published file: readers see the old state
+    or the new one, never a mix, and a reader holding the old file keeps reading it undisturbed. A killed
+    writer leaves only its copy, which the next writer records as an interrupted run and deletes. If
+    another program changed the published file meanwhile, nothing is published (`LockedError`, exit 75).
+    """
+
+    def __init__(self, path: Path, run_id: str, wait_seconds: float) -> None:
+        self.path, self.run_id = path, run_id
+        self.work = path.with_name(f"{path.name}.{run_id}.tmp")
+        self.source_state, self.copy_seconds = self._copy_out(wait_seconds)
+        self.interrupted = self._sweep()
+        self.store = Store(self.work)
+        if _storage_version(self.store.db).startswith("v2"):
+            self._convert()
+        if self.interrupted:
+            self.store.record_interrupted(self.interrupted)
+
+    def _sweep(self) -> list[tuple[str, datetime]]:
+        """Copies left by killed writers: their run ids and start times."""
+        found = []
+        for stale in sorted(self.path.parent.glob(f"{self.path.name}.*.tmp")):
+            if stale == self.work:
+                continue
+            run_id = stale.name[len(self.path.name) + 1 : -len(".tmp")]
+            found.append((run_id, datetime.fromtimestamp(stale.stat().st_mtime)))
+            stale.unlink()
+            Path(f"{stale}.wal").unlink(missing_ok=True)
+        return found
+
+    def _copy_out(self, wait_seconds: float) -> tuple[tuple[int, int, int, bool] | None, float]:
+        start = time.perf_counter()
+        if not self.path.exists():
+            return None, 0.0
+        # The shared lock keeps out any writer while the bytes are copied; a write-ahead log left by
+        # another writer is checkpointed first, so the copy is the whole state.
+        if Path(f"{self.path}.wal").exists():
+            _connect(self.path, False, wait_seconds).close()
+        reader = _connect(self.path, True, wait_seconds)
+        try:
+            state = _file_state(self.path)
+            shutil.copyfile(self.path, self.work)
+        finally:
+            reader.close()
+        return state, time.perf_counter() - start
+
+    def _convert(self) -> None:
+        """Rewrite a file from DuckDB 2.x's default format into the one every 1.x reads."""
+        self.store.close()
+        legacy = self.work.with_name(self.work.name + ".legacy")
+        os.replace(self.work, legacy)
+        import duckdb
+
+        db = duckdb.connect(str(self.work), config={"storage_compatibility_version": STORAGE_VERSION})
+        quoted = str(legacy).replace("'", "''")
+        db.execute(f"ATTACH '{quoted}' AS legacy (READ_ONLY)")
+        target = db.execute("SELECT current_database()").fetchall()[0][0]
+        db.execute(f'COPY FROM DATABASE legacy TO "{target}"')
+        db.execute("DETACH legacy")
+        db.close()
+        legacy.unlink()
+        self.store = Store(self.work)
+
+    def publish(self) -> float:
+        """Make the copy the published database; returns the seconds it took."""
+        start = time.perf_counter()
+        self.store.db.execute("CHECKPOINT")
+        self.store.close()
+        if _file_state(self.path) != self.source_state:
+            self.discard()
+            raise LockedError(
+                f"{self.path} was changed by another program during this run; nothing was written, "
+                "the next run takes the same input"
+            )
+        with open(self.work, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.work, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return time.perf_counter() - start
+
+    def discard(self) -> None:
+        with suppress(Exception):
+            self.store.close()
+        self.work.unlink(missing_ok=True)
+        Path(f"{self.work}.wal").unlink(missing_ok=True)
+
+
+def prune(path: str | Path, older_than_days: float, wait_seconds: float) -> tuple[int, int]:
+    """Delete old stories through a working copy, like a run (exits 75 while a run holds the lock)."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"database not found: {path} (run `storyclust run` first or pass --db)")
+    with database_lock(path):
+        copy = WorkingCopy(path, f"prune-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}", wait_seconds)
+        try:
+            counts = copy.store.prune_stories(older_than_days)
+            copy.publish()
+        finally:
+            copy.discard()
+    return counts
 
 
 def _first(result: Any) -> tuple | None:
