@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := samples/ukraine-kyiv-nato.txt
 DATA ?= ../shared/data
 
-.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality clean
+.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality bench-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-compare bench-incremental bench-scale bench-quality
+bench: bench-compare bench-incremental bench-scale bench-quality bench-soak
 
 bench-compare: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.compare $(DATA)/uci-news-head $(DATA)/ecbplus $(DATA)/gvc-val
@@ -58,6 +58,10 @@ bench-scale: $(BENCH_STAMP)
 # Quality alone, with the other labelled sets, in a 50k-item stream, and of the headlines (uses bench-scale's vectors).
 bench-quality: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.quality $(DATA) --stream 50000
+
+# Readers during cron runs: 10 runs while one reader holds the file open and another polls it.
+bench-soak: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.soak $(DATA)/uci-news-head --slices 10
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

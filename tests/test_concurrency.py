@@ -1,6 +1,6 @@
 """Readers and writers at once: runs work on a private copy and publish it atomically.
 
-Fast tests use a fake embedder (the concurrency code is what they test); the slow ones use real runs.
+A fake embedder stands in for the model: the concurrency code is what these test (real runs: test_soak.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from pipeline.cli import main
 from pipeline.config import Config, StoreConfig
 from pipeline.errors import LockedError
 from pipeline.runner import run
-from pipeline.store import MIGRATIONS, STORAGE_VERSION, Store
-from tests.conftest import ROOT, SAMPLE
+from pipeline.store import MIGRATIONS, STORAGE_VERSION
 
 ITEMS = [
     '{"id": "a1", "title": "Earthquake of magnitude 7 hits northern Chile", "published_at": "2024-03-01T10:00:00Z"}',
@@ -189,30 +188,3 @@ def _config_file(db: Path, wait_seconds: float) -> Path:
     path = db.with_name("wait.toml")
     path.write_text(f"[store]\nlock_wait_seconds = {wait_seconds}\n")
     return path
-
-
-@pytest.mark.slow
-def test_stories_and_show_answer_while_a_run_is_computing(tmp_path: Path, shared_data: Path) -> None:
-    db = tmp_path / "news.duckdb"
-    cli = [sys.executable, "-m", "pipeline.cli"]
-    subprocess.run([*cli, "run", str(SAMPLE), "--db", str(db), "-q"], cwd=ROOT, check=True, capture_output=True)
-    story = Store(db, read_only=True)
-    story_id = story.top_stories(1)[0][0]
-    story.close()
-    process = subprocess.Popen(
-        [*cli, "run", str(shared_data / "uci-news-head" / "docs.jsonl"), "--db", str(db), "-q", "--log-format", "json"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert '"stage": "ingest"' in process.stderr.readline()  # the run has its copy and is computing
-        for command in (["stories", "-n", "3"], ["show", story_id]):
-            start = time.monotonic()
-            answer = subprocess.run([*cli, *command, "--db", str(db)], cwd=ROOT, capture_output=True, text=True)
-            seconds = time.monotonic() - start
-            assert answer.returncode == 0, answer.stderr
-            assert story_id in answer.stdout
-            assert process.poll() is None, "the run ended before the readers were measured"
-            print(f"{command[0]} answered in {seconds:.2f} s during a run")
-    finally:
-        process.kill()
-        process.wait()
