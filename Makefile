@@ -18,10 +18,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The report test opens a real page in headless Chromium: the Debian package, installed once (root, or sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/storyclust run $(SAMPLE) --db data/sample.duckdb
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check pipeline tests bench
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
 

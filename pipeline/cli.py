@@ -196,6 +196,42 @@ def eval_command(gold: str, as_json: bool, db: str | None, config_path: str | No
         click.echo(f"{key:<20} {value}")
 
 
+@main.command("explain")
+@click.argument("article_a")
+@click.argument("article_b")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--db", help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (its cluster rules).")
+def explain_command(article_a: str, article_b: str, as_json: bool, db: str | None, config_path: str | None) -> None:
+    """Say whether two articles are in one story, and why: each signal and the rule it meets or misses."""
+    from pipeline.explain import explain
+
+    config = _config(config_path)
+    try:
+        result = explain(_db(config, db), article_a, article_b, config)
+    except StoryclustError as problem:
+        _fail(problem)
+        return
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), default=str))
+        return
+    for view in result.articles:
+        click.echo(f"{view.article_id}  [{view.story_id}]  {view.source or '-'}  {view.published_at or 'undated'}")
+        click.echo(f"    {view.title}")
+        click.echo(f"    event dates: {', '.join(view.event_dates) or '-'}")
+    for heading, signals in (("pair", result.pair), ("stories", result.story)):
+        click.echo(f"{heading}:")
+        for signal in signals:
+            mark = {True: "met", False: "MISSED", None: ""}[signal.met]
+            value = (
+                "-" if signal.value is None else f"{signal.value:.3f}" if signal.value < 100 else f"{signal.value:.0f}"
+            )
+            click.echo(f"  {signal.name:<60} {value:>7}  {mark:<6} {signal.rule}".rstrip())
+            if signal.detail:
+                click.echo(f"      {signal.detail}")
+    click.echo(result.decision)
+
+
 @main.command("prune")
 @click.option("--older-than-days", required=True, type=click.FloatRange(min=0), help="Age of the last item.")
 @click.option("--db", help=DB_HELP)
@@ -211,6 +247,75 @@ def prune_command(older_than_days: float, db: str | None, config_path: str | Non
         _fail(problem)
         return
     click.echo(f"pruned {stories} stories and {articles} articles")
+
+
+@main.command("report")
+@click.option(
+    "--out", "-o", required=True, type=click.Path(dir_okay=False), help="HTML file to write (its folder is created)."
+)
+@click.option(
+    "--limit", "-n", default=50, show_default=True, type=click.IntRange(min=1), help="How many of the biggest stories."
+)
+@click.option("--db", help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+def report_command(out: str, limit: int, db: str | None, config_path: str | None) -> None:
+    """Write one HTML page of the biggest open stories, to read in any browser, on a phone too.
+
+    Each story shows its headline and why it was chosen, its sources, a timeline of its reports and, folded,
+    its reports with the evidence: similarity to the other members, date agreement, event dates, and the names
+    and numbers it shares with most members or lacks. The page loads nothing from the network: open it
+    offline, mail it or publish it as it is.
+
+    \b
+    Example:
+      storyclust report --db data/news.duckdb --out report.html --limit 20
+    """
+    from pipeline.report import write_report
+
+    config = _config(config_path)
+    try:
+        shown = write_report(_db(config, db), out, limit, config.store.lock_wait_seconds)
+    except StoryclustError as problem:
+        _fail(problem)
+        return
+    click.echo(f"wrote {out}: {shown} {'story' if shown == 1 else 'stories'}")
+
+
+@main.command("export")
+@click.option(
+    "--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder to write into (created if missing)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "csv", "jsonl"]),
+    default="parquet",
+    show_default=True,
+    help="File format; in CSV, list columns are JSON arrays.",
+)
+@click.option("--db", help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+def export_command(out: str, fmt: str, db: str | None, config_path: str | None) -> None:
+    """Write the stories and their members as Parquet, CSV or JSON Lines files.
+
+    stories.EXT holds every story, open and merged (merged_into names the survivor), with all its columns.
+    story_members.EXT holds one row per member: story, headline, article (title, source, time, url) and the
+    evidence (similarities, date agreement, event dates, shared and missing names). Earlier files of the same
+    format in the folder are replaced; a failed export leaves them as they were.
+
+    \b
+    Example:
+      storyclust export --db data/news.duckdb --format csv --out exports/
+    """
+    from pipeline.export import export
+
+    config = _config(config_path)
+    try:
+        files = export(_db(config, db), out, fmt, config.store.lock_wait_seconds)
+    except StoryclustError as problem:
+        _fail(problem)
+        return
+    click.echo("wrote " + ", ".join(f"{file.path}: {file.rows} rows" for file in files))
 
 
 if __name__ == "__main__":

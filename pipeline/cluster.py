@@ -723,3 +723,24 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
     rank = np.empty(len(first), dtype=np.int64)
     rank[np.argsort(first)] = np.arange(len(first))
     return rank[inverse]
+
+
+@dataclass
+class StoryPairEvidence:
+    """The merge rules applied to two whole groups (for `storyclust explain`)."""
+
+    similarity: float  # mean pair similarity across the groups: merging needs `merge_similarity`
+    date_agreement: float  # mean date agreement across the groups (already inside `similarity`)
+    within: tuple[float, float]  # mean similarity inside each group (NaN for a group of one)
+    cohesion_needed: float  # the cohesion rule: `similarity` must reach this (0: the rule does not apply)
+
+
+def story_pair_evidence(features: ItemFeatures, labels: np.ndarray, config: ClusterConfig) -> StoryPairEvidence:
+    """The linkage's view of groups 0 and 1 of `labels` (-1: items left out), with the same sums and rules."""
+    keep = labels >= 0
+    sums = _GroupSums.items(features).combined(_indicator_of(labels[keep], np.flatnonzero(keep), 2, len(labels)))
+    similarity, dates = _similarity_and_dates(sums, np.array([0, 0, 1]), np.array([1, 0, 1]), config)
+    within = _within_from_self(sums.sizes[:2], similarity[1:])
+    body = np.minimum(1.0, sums.richness * config.full_text_words / LEDE_WORDS)
+    needed = config.merge_cohesion * float(np.max(body)) * float(np.min(within)) if not np.isnan(within).any() else 0.0
+    return StoryPairEvidence(float(similarity[0]), float(dates[0]), (float(within[0]), float(within[1])), needed)

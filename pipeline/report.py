@@ -7,6 +7,7 @@ titles, sources and URLs come from the open web.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import secrets
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import OutputError
+from pipeline.export import why_unwritable
 from pipeline.store import Store
 
 MEMBERS_SHOWN = 100  # per story: a bigger story says how many more there are and how to see them all
@@ -82,8 +84,8 @@ class ReportReader:
 
     # Columns added by migration 3: an older file that no run has upgraded yet still gets a page, without them.
     OPTIONAL = {
-        "stories": ["headline_reason"],
-        "story_members": ["story_similarity", "date_agreement", "event_dates", "shared_names", "missing_names"],
+        ("stories", "s"): ["headline_reason"],
+        ("story_members", "m"): ["story_similarity", "date_agreement", "event_dates", "shared_names", "missing_names"],
     }
 
     def __init__(self, store: Store) -> None:
@@ -93,8 +95,8 @@ class ReportReader:
             for table, column in self.db.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall()
         }
         self.columns = {
-            column: (f"{table[0]}.{column}" if (table, column) in present else "NULL")
-            for table, columns in self.OPTIONAL.items()
+            column: (f"{alias}.{column}" if (table, column) in present else "NULL")
+            for (table, alias), columns in self.OPTIONAL.items()
             for column in columns
         }
 
@@ -211,8 +213,9 @@ def write_report(db_path: str | Path, out: str | Path, limit: int = 50, wait_sec
             file.write(page)
         os.replace(temporary, out)
     except OSError as problem:
-        temporary.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {out}: {problem.strerror or problem}") from None
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {out}: {why_unwritable(out, problem)}") from None
     return len(report.stories)
 
 
@@ -264,26 +267,25 @@ def render_html(report: Report) -> str:
             '<section class="empty"><h2>No stories yet</h2><p>This database holds no open story. Build them with '
             f"<code>storyclust run INPUTS --db {_e(report.db)}</code>, then write this page again.</p></section>"
         )
-    last_run = (
-        f"{_e(_when(s.last_run_at))} <span class='badge {_e(s.last_run_status)}'>{_e(s.last_run_status)}</span>"
-        if s.last_run_id
-        else "never"
-    )
     stats = [
         ("Open stories", f"{s.open_stories:,}"),
         ("Articles", f"{s.articles:,}"),
         ("Sources", f"{s.sources:,}"),
-        ("Merged stories", f"{s.merged_stories:,}"),
+        ("Merged", f"{s.merged_stories:,}"),
         ("Runs", f"{s.runs:,}"),
-        ("Rejected records", f"{s.rejected:,}"),
+        ("Rejected", f"{s.rejected:,}"),
     ]
     stat_html = "".join(f"<div><dt>{label}</dt><dd>{value}</dd></div>" for label, value in stats)
-    run_note = (
-        f"Last run <code>{_e(s.last_run_id)}</code>: {last_run}"
-        + (f", {_plural(s.last_run_new, 'new article')}" if s.last_run_new is not None else "")
-        if s.last_run_id
-        else "No run recorded."
-    )
+    if s.last_run_id:
+        parts = [
+            f"Last run {_e(_when(s.last_run_at))}",
+            f'<span class="badge {_e(s.last_run_status)}">{_e(s.last_run_status)}</span>',
+            *([_plural(s.last_run_new, "new article")] if s.last_run_new is not None else []),
+            f"<code>{_e(s.last_run_id)}</code>",
+        ]
+        run_note = " · ".join(parts)
+    else:
+        run_note = "No run recorded."
     try:
         version = metadata.version("storyclust")
     except metadata.PackageNotFoundError:
@@ -301,7 +303,7 @@ def render_html(report: Report) -> str:
 <body>
 <header class="top">
 <h1>Stories <span class="scope">{_e(scope)}</span></h1>
-<p class="muted"><code>{_e(report.db)}</code> · written {_e(_when(report.generated_at))}</p>
+<p class="muted"><code title="{_e(report.db)}">{_e(Path(report.db).name)}</code> · written {_e(_when(report.generated_at))}</p>
 <dl class="stats">{stat_html}</dl>
 <p class="muted run">{run_note}</p>
 </header>
@@ -322,15 +324,18 @@ def _story(story: StoryView, rank: int) -> str:
     sources = ", ".join(f"{_e(name)} ({n})" if n > 1 else _e(name) for name, n in story.top_sources[:5])
     if len(story.top_sources) > 5:
         sources += f", and {_plural(len(story.top_sources) - 5, 'more source')}"
+    unsourced = story.size - sum(n for _, n in story.top_sources)
+    if unsourced > 0:
+        sources += (
+            f'{" · " if sources else ""}<span class="muted">{_plural(unsourced, "report")} without a source</span>'
+        )
     reason = (
         f'<p class="reason"><b>Why this headline:</b> {_e(story.headline_reason)}</p>' if story.headline_reason else ""
     )
     span = ""
     if story.times:
         first, last = min(story.times), max(story.times)
-        span = f"<span>{_e(_when(first))}</span>"
-        if last != first:
-            span += f"<span>→ {_e(_when(last))}</span>"
+        span = f"<span>{_e(_when(first))}{' → ' + _e(_when(last)) if last != first else ''}</span>"
     return f"""<article class="story" id="{_e(story.story_id)}">
 <h2><span class="rank">{rank}</span> {_e(story.headline)}</h2>
 <p class="meta"><span class="pill">{_plural(story.size, "report")}</span><span class="pill">{_plural(story.sources, "source")}</span>{span}</p>
@@ -359,9 +364,11 @@ def _timeline(story: StoryView) -> str:
     )
     label = f"{_plural(len(story.times), 'report')} " + (f"over {_duration(span)}" if span else f"at {_when(first)}")
     note = f", {undated:,} undated" if undated else ""
-    return f"""<div class="timeline" role="img" aria-label="{_e(label + note)}">
-<div class="track">{dots}</div>
-<div class="ends"><span>{_e(_when(first))}</span><span class="muted">{_e(label + note)}</span><span>{_e(_when(last) if span else "")}</span></div>
+    ends = f'<div class="ends"><span>{_e(_when(first))}</span><span>{_e(_when(last))}</span></div>' if span else ""
+    return f"""<div class="timeline">
+<p class="caption muted">Timeline: {_e(label + note)}</p>
+<div class="track" aria-hidden="true">{dots}</div>
+{ends}
 </div>"""
 
 
@@ -468,7 +475,8 @@ color:var(--accent);font-size:0.85rem;text-align:center;vertical-align:0.15em}
 .dot{position:absolute;top:6px;width:10px;height:10px;margin-left:-5px;border-radius:50%;background:var(--accent);opacity:.75}
 .dot.many{top:4px;width:14px;height:14px;margin-left:-7px;opacity:.9}
 .ends{display:flex;justify-content:space-between;gap:8px;font-size:0.78rem;margin-top:3px;font-variant-numeric:tabular-nums}
-.ends span:nth-child(2){text-align:center}
+.ends span{white-space:nowrap}
+.caption{margin:0 0 4px;font-size:0.8rem}
 .timeline-none{font-size:0.85rem;margin:6px 0}
 details.members{margin-top:12px;border-top:1px solid var(--line);padding-top:8px}
 summary{cursor:pointer;font-weight:600;padding:4px 0}
@@ -493,6 +501,7 @@ text-transform:uppercase;letter-spacing:.03em;background:var(--accent-soft);colo
 .badge.copy{background:var(--date);color:var(--muted)}
 .badge.ok{background:var(--for);color:var(--for-ink)}
 .badge.failed{background:var(--against);color:var(--against-ink)}
+.run .badge{margin:0}
 .more{font-size:0.85rem}
 .id{font-size:0.8rem;margin:10px 0 0}
 footer{font-size:0.8rem;margin-top:28px;max-width:80ch}

@@ -202,22 +202,6 @@ class _Fresh:
     scheme: str = ""
 
 
-def _context_article(row: dict[str, Any]) -> Article:
-    return Article(
-        article_id=row["article_id"],
-        title=row["title"] or "",
-        text=row["text"] or "",
-        title_raw=row["title_raw"] or "",
-        text_raw=row["text_raw"] or "",
-        source=row["source"],
-        url=row["url"],
-        published_at=row["published_at"],
-        file=row["input_file"] or "",
-        line=row["input_line"] or 0,
-        notes=list(row["notes"] or []),
-    )
-
-
 def _cluster_new(
     store: Any, new: list[Article], config: Config, report: RunReport, timer: _Timer, progress: bool
 ) -> tuple[StoryPlan, _Fresh]:
@@ -226,10 +210,11 @@ def _cluster_new(
     from pipeline.embed import Embedder, model_id
     from pipeline.eventdates import date_evidence
     from pipeline.similarity import build_graph
+    from pipeline.store import article_from_row
 
     dates = [a.published_at for a in new if a.published_at is not None]
     context_rows = store.open_story_context(max(dates) if dates else None, config.stories.window_hours)
-    context = [_context_article(row) for row in context_rows]
+    context = [article_from_row(row) for row in context_rows]
     context_story = [row["story_id"] for row in context_rows]
     items = context + new
     texts = [a.content for a in items]

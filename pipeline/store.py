@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import LockedError, NotFoundError, StoreError
+from pipeline.records import Article
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -240,34 +241,38 @@ class Store:
     def open_story_context(self, newest: datetime | None, window_hours: float) -> list[dict[str, Any]]:
         """Members of stories still open for new reports: last seen within the window of the newest new
         item, or (undated stories) updated within the window of now."""
-        rows = self.db.execute(
-            """
+        return self._member_articles(
+            """s.status = 'open' AND (
+                (s.last_seen IS NOT NULL AND ?::TIMESTAMP IS NOT NULL AND s.last_seen >= ?::TIMESTAMP - to_microseconds(CAST(? * 3600e6 AS BIGINT)))
+                OR (s.updated_at >= now()::TIMESTAMP - to_microseconds(CAST(? * 3600e6 AS BIGINT))))""",
+            [newest, newest, window_hours, window_hours],
+        )
+
+    def story_members_of(self, story_ids: list[str]) -> list[dict[str, Any]]:
+        """Every member article of these stories, with its story id (rows as `open_story_context`)."""
+        return self._member_articles("list_contains(?, s.story_id)", [story_ids])
+
+    def _member_articles(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
+        result = self.db.execute(
+            f"""
             SELECT a.article_id, a.title, a.text, a.title_raw, a.text_raw, a.source, a.url, a.published_at,
                    a.content_hash, a.notes, a.input_file, a.input_line, m.story_id
             FROM stories s JOIN story_members m USING (story_id) JOIN articles a USING (article_id)
-            WHERE s.status = 'open' AND (
-                (s.last_seen IS NOT NULL AND ?::TIMESTAMP IS NOT NULL AND s.last_seen >= ?::TIMESTAMP - to_microseconds(CAST(? * 3600e6 AS BIGINT)))
-                OR (s.updated_at >= now()::TIMESTAMP - to_microseconds(CAST(? * 3600e6 AS BIGINT))))
-            ORDER BY a.article_id
+            WHERE {where} ORDER BY a.article_id
             """,
-            [newest, newest, window_hours, window_hours],
+            params,
+        )
+        names = [column[0] for column in result.description]
+        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+    def story_of_articles(self, article_ids: list[str]) -> dict[str, str | None]:
+        """The story of each stored article (None: stored but in no story); unknown ids are missing."""
+        rows = self.db.execute(
+            "SELECT a.article_id, m.story_id FROM articles a LEFT JOIN story_members m USING (article_id) "
+            "WHERE list_contains(?, a.article_id)",
+            [article_ids],
         ).fetchall()
-        names = [
-            "article_id",
-            "title",
-            "text",
-            "title_raw",
-            "text_raw",
-            "source",
-            "url",
-            "published_at",
-            "content_hash",
-            "notes",
-            "input_file",
-            "input_line",
-            "story_id",
-        ]
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        return dict(rows)
 
     def story_created(self, story_ids: list[str]) -> dict[str, tuple[Any, str]]:
         if not story_ids:
@@ -509,6 +514,23 @@ def prune(path: str | Path, older_than_days: float, wait_seconds: float) -> tupl
         finally:
             copy.discard()
     return counts
+
+
+def article_from_row(row: dict[str, Any]) -> Article:
+    """An `Article` record from a row of `open_story_context` or `story_members_of`."""
+    return Article(
+        article_id=row["article_id"],
+        title=row["title"] or "",
+        text=row["text"] or "",
+        title_raw=row["title_raw"] or "",
+        text_raw=row["text_raw"] or "",
+        source=row["source"],
+        url=row["url"],
+        published_at=row["published_at"],
+        file=row["input_file"] or "",
+        line=row["input_line"] or 0,
+        notes=list(row["notes"] or []),
+    )
 
 
 def _first(result: Any) -> tuple | None:

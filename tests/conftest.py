@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,3 +31,23 @@ def shared_data() -> Path:
 
 def needs_shared_data() -> pytest.MarkDecorator:
     return pytest.mark.usefixtures("shared_data")
+
+
+class FakeEmbedder:
+    """Vectors from a hash of the text: alike only when the texts are equal. Not the model: no quality here."""
+
+    def __init__(self, config: object) -> None:
+        pass
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        rows = [np.random.default_rng(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16)).normal(size=16) for t in texts]
+        matrix = np.array(rows, dtype=np.float32)
+        return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests of other code than the model's: never for acceptance tests."""
+    from pipeline import embed
+
+    monkeypatch.setattr(embed, "Embedder", FakeEmbedder)

@@ -5,18 +5,15 @@ A fake embedder stands in for the model: the concurrency code is what these test
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import embed
 from pipeline.cli import main
 from pipeline.config import Config, StoreConfig
 from pipeline.errors import LockedError
@@ -33,28 +30,14 @@ ITEMS = [
 FOREIGN_WRITER = "import sys, duckdb; con = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()"
 
 
-class FakeEmbedder:
-    """Vectors from a hash of the text: alike only when the texts are equal. Not the model: no quality here."""
-
-    def __init__(self, config: object) -> None:
-        pass
-
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        rows = [np.random.default_rng(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16)).normal(size=16) for t in texts]
-        matrix = np.array(rows, dtype=np.float32)
-        return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-
-
-@pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embed, "Embedder", FakeEmbedder)
-
-
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     path = tmp_path / "news.jsonl"
     path.write_text("\n".join(ITEMS) + "\n")
     return path
+
+
+pytestmark = pytest.mark.usefixtures("fake_model")
 
 
 def quick(wait_seconds: float = 0.5) -> Config:
