@@ -114,8 +114,9 @@ class OnnxEncoder:
         from tqdm import tqdm
 
         out: list[np.ndarray] = []
-        starts = range(0, len(texts), batch_size)
-        for start in tqdm(starts, desc="embed", unit="batch", disable=not progress, leave=False):
+        bar = tqdm(total=len(texts), desc="embed", unit="text", disable=not progress, leave=False)
+        for start in range(0, len(texts), batch_size):
+            bar.update(min(batch_size, len(texts) - start))
             encodings = self.tokenizer.encode_batch(texts[start : start + batch_size])
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
@@ -125,4 +126,5 @@ class OnnxEncoder:
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
             out.append(pooled.astype(np.float32))
+        bar.close()
         return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)

@@ -68,12 +68,15 @@ class _Timer:
         self.report, self.log = report, log
 
     @contextmanager
-    def stage(self, name: str, counts: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        counts = {} if counts is None else counts
+    def stage(self, name: str, items: int | None = None) -> Iterator[dict[str, Any]]:
+        """Time a stage; with `items`, the log also gets its rate (items per second)."""
+        counts: dict[str, Any] = {}
         start = time.perf_counter()
         yield counts
         seconds = time.perf_counter() - start
         self.report.stage_seconds[name] = round(self.report.stage_seconds.get(name, 0.0) + seconds, 3)
+        if items:
+            counts["items_per_s"] = round(items / max(seconds, 1e-6))
         counts["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         if self.log:
             self.log(name, seconds, counts)
@@ -122,7 +125,7 @@ def run(
 
 def _run_locked(store: Any, batch: Any, config: Config, report: RunReport, timer: _Timer, progress: bool) -> None:
     rejects = list(batch.rejects)
-    with timer.stage("normalize") as counts:
+    with timer.stage("normalize", len(batch.records)) as counts:
         articles, duplicates, conflicts = _normalize(batch.records)
         rejects.extend(conflicts)
         report.duplicates_in_input = duplicates
@@ -147,7 +150,7 @@ def _run_locked(store: Any, batch: Any, config: Config, report: RunReport, timer
     if new:
         plan, fresh = _cluster_new(store, new, config, report, timer, progress)
 
-    with timer.stage("store") as counts:
+    with timer.stage("store", len(new)) as counts:
         with store.transaction():
             _write(store, report.run_id, new, plan, rejects, fresh, config)
             report.stories_new = len(plan.created)
@@ -219,7 +222,7 @@ def _cluster_new(
     items = context + new
     texts = [a.content for a in items]
 
-    with timer.stage("embed") as counts:
+    with timer.stage("embed", len(items)) as counts:
         keys = [text_hash(t[: config.embed.max_chars]) for t in texts]
         cached = store.cached_vectors(model_id(config.embed), sorted(set(keys))) if config.embed.cache else {}
         vectors, fresh = _cached_or_computed(
@@ -229,7 +232,7 @@ def _cluster_new(
         report.embedded = len(fresh)
         counts.update(items=len(items), context=len(context), cached=len(set(keys)) - len(fresh), embedded=len(fresh))
 
-    with timer.stage("near_duplicates") as counts:
+    with timer.stage("near_duplicates", len(items)) as counts:
         scheme = signature_scheme(config.near_duplicates)
         text_keys = [text_hash(t) for t in texts]
         known = store.cached_signatures(scheme, sorted(set(text_keys)))
@@ -241,7 +244,7 @@ def _cluster_new(
             pairs=len(near.pairs), exact_groups=near.exact_groups, cached=len(known), signed=len(fresh_signatures)
         )
 
-    with timer.stage("evidence") as counts:
+    with timer.stage("evidence", len(items)) as counts:
         hours = np.array([a.published_at.timestamp() / 3600 if a.published_at else np.nan for a in items])
         dates = date_evidence(
             [a.text for a in items],
@@ -252,13 +255,13 @@ def _cluster_new(
         graph = build_graph(texts, vectors, hours, near, config.cluster, dates)
         counts.update(candidate_pairs=len(graph.rows))
 
-    with timer.stage("cluster") as counts:
+    with timer.stage("cluster", len(items)) as counts:
         stored_story = {story: number for number, story in enumerate(sorted(set(context_story)))}
         fixed = np.array([stored_story[s] for s in context_story] + [-1] * len(new), dtype=np.int64)
         clustering = cluster(graph, config.cluster, fixed, config.stories.window_hours)
         counts.update(cores=clustering.cores, attached=clustering.attached, merges=clustering.merges)
 
-    with timer.stage("headline") as counts:
+    with timer.stage("headline", len(items)) as counts:
         plan = assign_stories(
             items,
             context_story,
