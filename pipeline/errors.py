@@ -43,3 +43,9 @@ class OutputError(StoryclustError):
     """An output path the user named cannot be written (a file in the way, no permission): like a bad input path."""
 
     exit_code = 2
+
+
+class ModelError(StoryclustError):
+    """The embedding model's files are missing or do not match their pinned hashes."""
+
+    exit_code = 1

@@ -1,12 +1,11 @@
 """ONNX Runtime encoder for a sentence-transformers model directory (mean pooling, as all-MiniLM-L6-v2).
 
 The model is exported locally from the same weights (no download) the first time, optionally quantized to
-int8 with dynamic quantization, and kept in a cache folder keyed by the weights' hash.
+int8 with dynamic quantization, and kept in a cache folder named by the full SHA-256 of the weights.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,18 +18,6 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "storyclust"
     )
     return Path(root)
-
-
-def _weights_digest(model_dir: Path) -> str:
-    digest = hashlib.sha1()
-    for name in ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json"):
-        path = model_dir / name
-        if path.exists():
-            digest.update(name.encode())
-            digest.update(str(path.stat().st_size).encode())
-            with path.open("rb") as handle:
-                digest.update(handle.read(1 << 20))
-    return digest.hexdigest()[:16]
 
 
 def _max_length(model_dir: Path) -> int:
@@ -89,11 +76,13 @@ def quantize(source: Path, target: Path) -> None:
 class OnnxEncoder:
     """Tokenize with the model's fast tokenizer, run the ONNX graph, mean-pool and L2-normalise."""
 
-    def __init__(self, model_dir: Path, quantized: bool) -> None:
+    def __init__(self, model_dir: Path, weights_sha256: str, quantized: bool) -> None:
+        """`weights_sha256`: the checked hash of the model's files (`pipeline.embed.model_sha256`), which
+        names the export in the cache."""
         import onnxruntime
         from tokenizers import Tokenizer
 
-        folder = cache_dir() / "onnx" / _weights_digest(model_dir)
+        folder = cache_dir() / "onnx" / weights_sha256
         fp32 = folder / "model.onnx"
         if not fp32.exists():
             export_onnx(model_dir, fp32)
