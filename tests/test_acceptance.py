@@ -23,36 +23,75 @@ def fold(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-@pytest.mark.xfail(
+GOLD = json.loads((SAMPLE.parent / "digest-gold.json").read_text())
+KNOWN_DEFECT = pytest.mark.xfail(
     strict=True,
     reason="known defect: the peace-talks snippet ('It is a pivotal moment') joins the Washington-summit story",
 )
-def test_digest_stories_match_the_gold(db: Path) -> None:
-    gold = json.loads((SAMPLE.parent.parent / "samples" / "digest-gold.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def digest(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One real run over the bundled digest; each expectation of its gold is then its own test."""
+    db = tmp_path_factory.mktemp("digest") / "digest.duckdb"
     run([str(SAMPLE)], load_config(), db=db)
-    con = duckdb.connect(str(db), read_only=True)
-    articles = con.execute("SELECT article_id, title || ' ' || text FROM articles").fetchall()
-    assert len(articles) == gold["items_expected"]
-    story_of = dict(con.execute("SELECT article_id, story_id FROM story_members").fetchall())
-    headline_of = dict(con.execute("SELECT story_id, headline FROM stories").fetchall())
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {
+            "articles": con.execute("SELECT article_id, title || ' ' || text FROM articles").fetchall(),
+            "story_of": dict(con.execute("SELECT article_id, story_id FROM story_members").fetchall()),
+            "headline_of": dict(con.execute("SELECT story_id, headline FROM stories").fetchall()),
+            "rejects": con.execute("SELECT reason, record FROM rejects").fetchall(),
+        }
 
-    def item(phrase: str) -> str:
-        (match,) = [a for a, text in articles if fold(phrase) in fold(text)]
-        return match
 
-    claimed: set[str] = set()
-    for story in gold["stories"]:
-        members = {item(p) for p in story["members"]}
-        optional = {item(p) for p in story["optional_members"]}
-        (story_id,) = {story_of[m] for m in members}
-        inside = {a for a, s in story_of.items() if s == story_id}
-        assert members <= inside <= members | optional
-        claimed |= inside
-        assert fold(headline_of[story_id]) in {fold(h) for h in story["acceptable_headlines"]}
-        assert not any(bad in headline_of[story_id] for bad in gold["headline_must_not_contain"])
-    for article_id, _ in articles:  # everything else stands alone
+def item(digest: dict, phrase: str) -> str:
+    (match,) = [a for a, text in digest["articles"] if fold(phrase) in fold(text)]
+    return match
+
+
+def gold_story(digest: dict, story: dict) -> tuple[str, set[str]]:
+    """The story holding the gold story's required members (they must all be in one), and its members."""
+    (story_id,) = {digest["story_of"][item(digest, p)] for p in story["members"]}
+    return story_id, {a for a, s in digest["story_of"].items() if s == story_id}
+
+
+def test_digest_items_are_read_and_page_furniture_is_not(digest: dict) -> None:
+    assert len(digest["articles"]) == GOLD["items_expected"]
+    for phrase in GOLD["not_items"]:
+        assert not any(fold(phrase) == fold(text) for _, text in digest["articles"]), phrase
+
+
+def test_digest_rejects_nothing(digest: dict) -> None:
+    assert digest["rejects"] == []  # every item of the page is stored; furniture is not a record at all
+
+
+@pytest.mark.parametrize(
+    "story",
+    [
+        pytest.param(GOLD["stories"][0], id="contact-group"),
+        pytest.param(GOLD["stories"][1], id="washington-summit", marks=KNOWN_DEFECT),
+    ],
+)
+def test_digest_story_holds_its_members_and_nothing_else(digest: dict, story: dict) -> None:
+    _, inside = gold_story(digest, story)
+    members = {item(digest, p) for p in story["members"]}
+    optional = {item(digest, p) for p in story["optional_members"]}
+    assert members <= inside <= members | optional
+
+
+@pytest.mark.parametrize("story", GOLD["stories"], ids=["contact-group", "washington-summit"])
+def test_digest_story_headline_is_acceptable(digest: dict, story: dict) -> None:
+    story_id, _ = gold_story(digest, story)
+    headline = digest["headline_of"][story_id]
+    assert fold(headline) in {fold(h) for h in story["acceptable_headlines"]}
+    assert not any(bad in headline for bad in GOLD["headline_must_not_contain"])
+
+
+def test_digest_items_of_no_gold_story_stand_alone(digest: dict) -> None:
+    claimed = set().union(*(gold_story(digest, story)[1] for story in GOLD["stories"]))
+    for article_id, _ in digest["articles"]:
         if article_id not in claimed:
-            assert sum(1 for s in story_of.values() if s == story_of[article_id]) == 1
+            assert sum(1 for s in digest["story_of"].values() if s == digest["story_of"][article_id]) == 1
 
 
 def test_bad_records_are_rejected_and_good_ones_stored(tmp_path: Path, db: Path) -> None:
