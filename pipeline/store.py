@@ -413,7 +413,9 @@ class WorkingCopy:
     The published file is copied to `<db>.<run_id>.tmp` under a shared (read-only) DuckDB lock, the
     writer changes the copy, and `publish` renames it over the published file: readers see the old state
     or the new one, never a mix, and a reader holding the old file keeps reading it undisturbed. A killed
-    writer leaves only its copy, which the next writer records as an interrupted run and deletes. If
+    writer leaves only its copy: the next writer empties it at once (the space comes back), records the run
+    as interrupted, and deletes the empty marker once that record is published, so a chain of killed
+    runs is recorded in full by the first one that finishes. If
     another program changed the published file meanwhile, nothing is published (`LockedError`, exit 75).
     """
 
@@ -421,24 +423,27 @@ class WorkingCopy:
         self.path, self.run_id = path, run_id
         self.work = path.with_name(f"{path.name}.{run_id}.tmp")
         self.source_state, self.copy_seconds = self._copy_out(wait_seconds)
-        self.interrupted = self._sweep()
+        self.stale, self.interrupted = self._sweep()
         self.store = Store(self.work)
         if _storage_version(self.store.db).startswith("v2"):
             self._convert()
         if self.interrupted:
             self.store.record_interrupted(self.interrupted)
 
-    def _sweep(self) -> list[tuple[str, datetime]]:
-        """Copies left by killed writers: their run ids and start times."""
-        found = []
+    def _sweep(self) -> tuple[list[Path], list[tuple[str, datetime]]]:
+        """Copies left by killed writers, emptied to markers: the markers, and their run ids and start times."""
+        markers, found = [], []
         for stale in sorted(self.path.parent.glob(f"{self.path.name}.*.tmp")):
             if stale == self.work:
                 continue
             run_id = stale.name[len(self.path.name) + 1 : -len(".tmp")]
-            found.append((run_id, datetime.fromtimestamp(stale.stat().st_mtime)))
-            stale.unlink()
+            stamp = re.search(r"(\d{8}T\d{6})", run_id)
+            started = datetime.strptime(stamp.group(1), "%Y%m%dT%H%M%S") if stamp else datetime.now()
+            found.append((run_id, started))
+            os.truncate(stale, 0)
             Path(f"{stale}.wal").unlink(missing_ok=True)
-        return found
+            markers.append(stale)
+        return markers, found
 
     def _copy_out(self, wait_seconds: float) -> tuple[tuple[int, int, int, bool] | None, float]:
         start = time.perf_counter()
@@ -492,6 +497,8 @@ class WorkingCopy:
             os.fsync(directory)
         finally:
             os.close(directory)
+        for marker in self.stale:  # their runs are now on record
+            marker.unlink(missing_ok=True)
         return time.perf_counter() - start
 
     def discard(self) -> None:
