@@ -232,6 +232,33 @@ def explain_command(article_a: str, article_b: str, as_json: bool, db: str | Non
     click.echo(result.decision)
 
 
+@main.command("rejects")
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many records.")
+@click.option("--db", help=DB_HELP)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+def rejects_command(limit: int, db: str | None, config_path: str | None) -> None:
+    """List input files that could not be read (not retried until they change) and rejected records by reason."""
+    from pipeline.store import Store
+
+    config = _config(config_path)
+    try:
+        with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
+            files = store.file_rejects()
+            reasons = store.reject_reasons(limit)
+    except StoryclustError as problem:
+        _fail(problem)
+        return
+    click.echo(f"unreadable files: {len(files)}")
+    for file, size, sha256, reason, first_seen, last_seen in files:
+        click.echo(
+            f"  {file}  {size} bytes  sha256 {sha256[:12]}  since {first_seen:%Y-%m-%d %H:%M}, last {last_seen:%Y-%m-%d %H:%M}"
+        )
+        click.echo(f"      {reason}")
+    click.echo(f"rejected records: {sum(count for _, count, _ in reasons)}")
+    for reason, count, example in reasons:
+        click.echo(f"  {count:>7}  {reason}  (e.g. {example})")
+
+
 @main.command("prune")
 @click.option("--older-than-days", required=True, type=click.FloatRange(min=0), help="Age of the last item.")
 @click.option("--db", help=DB_HELP)

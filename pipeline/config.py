@@ -32,9 +32,11 @@ class FieldMap:
 class InputConfig:
     format: str = "auto"
     fields: FieldMap = field(default_factory=FieldMap)
+    max_field_chars: int = 100_000
 
     def validate(self) -> None:
         _choice("input.format", self.format, ("auto", *FORMATS))
+        _in_range("input.max_field_chars", self.max_field_chars, 100, 10_000_000)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,16 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class RunConfig:
+    max_items: int = 20000
+
+    def validate(self) -> None:
+        _in_range("run.max_items", self.max_items, 1, 100_000_000)
+
+
+@dataclass(frozen=True)
 class Config:
+    run: RunConfig = field(default_factory=RunConfig)
     input: InputConfig = field(default_factory=InputConfig)
     near_duplicates: NearDuplicateConfig = field(default_factory=NearDuplicateConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -91,7 +91,7 @@ def run(
     log: StageLog | None = None,
 ) -> RunReport:
     """Run the whole job over `inputs` into the database (default: `config.store.db`)."""
-    from pipeline.store import WorkingCopy, database_lock
+    from pipeline.store import WorkingCopy, database_lock, disk_errors
 
     db_path = Path(db or config.store.db)
     run_id = f"r-{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -102,7 +102,7 @@ def run(
         batch = ingest(inputs, config.input, fmt)
         counts.update(files=len(batch.files), records=len(batch.records), rejected=len(batch.rejects))
     report.lines_read = batch.lines_read
-    with database_lock(db_path):
+    with disk_errors(db_path), database_lock(db_path):
         copy = WorkingCopy(db_path, run_id, config.store.lock_wait_seconds)
         report.shared_lock_seconds = round(copy.copy_seconds, 3)
         try:
@@ -110,9 +110,11 @@ def run(
             try:
                 _run_locked(copy.store, batch, config, report, timer, progress)
             except Exception as problem:
-                # The failure is recorded and published; the data of the run is not (rolled back).
-                copy.store.finish_run(run_id, "failed", {"error": f"{type(problem).__name__}: {problem}"[:2000]})
-                copy.publish()
+                # The failure is recorded and published; the data of the run is not (rolled back). If even
+                # that cannot be written (a full disk), the original error is what the user needs.
+                with suppress(Exception):
+                    copy.store.finish_run(run_id, "failed", {"error": f"{type(problem).__name__}: {problem}"[:2000]})
+                    copy.publish()
                 raise
             with timer.stage("publish") as counts:
                 seconds = copy.publish()
@@ -386,7 +388,14 @@ def _write(
             }
         )
         db.register("new_rejects", table)
-        db.execute("INSERT INTO rejects SELECT ? AS run_id, file, line, reason, record FROM new_rejects", [run_id])
+        # A record rejected before (same file, line, reason and content) is not listed again: re-reading a
+        # file, as runs capped by run.max_items do, changes nothing.
+        db.execute(
+            "INSERT INTO rejects SELECT ? AS run_id, n.file, n.line, n.reason, n.record FROM new_rejects n "
+            "WHERE NOT EXISTS (SELECT 1 FROM rejects r WHERE r.file IS NOT DISTINCT FROM n.file AND "
+            "r.line IS NOT DISTINCT FROM n.line AND r.reason = n.reason AND r.record IS NOT DISTINCT FROM n.record)",
+            [run_id],
+        )
         db.unregister("new_rejects")
 
 

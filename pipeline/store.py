@@ -108,6 +108,16 @@ MIGRATIONS: list[tuple[str, str]] = [
             ORDER BY m.story_id, a.published_at NULLS LAST, a.article_id;
         """,
     ),
+    (
+        "unreadable files",
+        """
+        CREATE TABLE file_rejects (
+            file VARCHAR NOT NULL, size BIGINT NOT NULL, sha256 VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+            first_run_id VARCHAR NOT NULL, last_run_id VARCHAR NOT NULL, first_seen TIMESTAMP NOT NULL,
+            last_seen TIMESTAMP NOT NULL, PRIMARY KEY (file, sha256));
+        COMMENT ON TABLE file_rejects IS 'Input files that could not be read, with size, content hash and reason; an unchanged file (same hash) is not read again';
+        """,
+    ),
 ]
 
 
@@ -282,6 +292,43 @@ class Store:
         ).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    def known_bad_file(self, path: Path, size: int) -> str | None:
+        """The content hash recorded for this file when it could not be read at this size (None: not known)."""
+        row = _first(
+            self.db.execute(
+                "SELECT sha256 FROM file_rejects WHERE file = ? AND size = ? ORDER BY last_seen DESC LIMIT 1",
+                [str(path), size],
+            )
+        )
+        return row[0] if row else None
+
+    def record_file_rejects(self, run_id: str, rejects: list[Any], skipped: list[str]) -> None:
+        """New unreadable files, and those skipped again unchanged (their last run moves on)."""
+        for reject in rejects:
+            self.db.execute(
+                "INSERT INTO file_rejects VALUES (?, ?, ?, ?, ?, ?, now(), now()) ON CONFLICT (file, sha256) "
+                "DO UPDATE SET reason = excluded.reason, last_run_id = excluded.last_run_id, last_seen = now()",
+                [reject.file, reject.size, reject.sha256, reject.reason, run_id, run_id],
+            )
+        if skipped:
+            self.db.execute(
+                "UPDATE file_rejects SET last_run_id = ?, last_seen = now() WHERE list_contains(?, file)",
+                [run_id, skipped],
+            )
+
+    def file_rejects(self) -> list[tuple]:
+        return self.db.execute(
+            "SELECT file, size, sha256, reason, first_seen, last_seen FROM file_rejects ORDER BY last_seen DESC, file"
+        ).fetchall()
+
+    def reject_reasons(self, limit: int) -> list[tuple[str, int, str]]:
+        """Rejected records by reason: how many, and where one of them is (file:line)."""
+        return self.db.execute(
+            "SELECT reason, count(*) AS n, min(coalesce(file, '?') || ':' || coalesce(CAST(line AS VARCHAR), '?')) "
+            "FROM rejects GROUP BY reason ORDER BY n DESC, reason LIMIT ?",
+            [limit],
+        ).fetchall()
+
     def top_stories(self, limit: int) -> list[tuple]:
         return self.db.execute(
             "SELECT story_id, size, sources, first_seen, last_seen, headline FROM top_stories LIMIT ?", [limit]
@@ -387,6 +434,19 @@ def _file_state(path: Path) -> tuple[int, int, int, bool] | None:
 
 
 @contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """A full disk or a read-only folder while writing becomes one line; the published file is untouched
+    (writers change only their copy, see `WorkingCopy`)."""
+    import duckdb
+
+    try:
+        yield
+    except (OSError, duckdb.IOException) as problem:
+        reason = problem.strerror if isinstance(problem, OSError) and problem.strerror else str(problem).splitlines()[0]
+        raise StoreError(f"cannot write {path}: {reason}; the database is unchanged") from None
+
+
+@contextmanager
 def database_lock(db: Path) -> Iterator[None]:
     """An exclusive, non-blocking lock next to the database; the OS drops it when the process dies."""
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -422,13 +482,17 @@ class WorkingCopy:
     def __init__(self, path: Path, run_id: str, wait_seconds: float) -> None:
         self.path, self.run_id = path, run_id
         self.work = path.with_name(f"{path.name}.{run_id}.tmp")
-        self.source_state, self.copy_seconds = self._copy_out(wait_seconds)
-        self.stale, self.interrupted = self._sweep()
-        self.store = Store(self.work)
-        if _storage_version(self.store.db).startswith("v2"):
-            self._convert()
-        if self.interrupted:
-            self.store.record_interrupted(self.interrupted)
+        try:
+            self.source_state, self.copy_seconds = self._copy_out(wait_seconds)
+            self.stale, self.interrupted = self._sweep()
+            self.store = Store(self.work)
+            if _storage_version(self.store.db).startswith("v2"):
+                self._convert()
+            if self.interrupted:
+                self.store.record_interrupted(self.interrupted)
+        except BaseException:
+            self.discard()  # a half-made copy (a full disk) must not stay behind
+            raise
 
     def _sweep(self) -> tuple[list[Path], list[tuple[str, datetime]]]:
         """Copies left by killed writers, emptied to markers: the markers, and their run ids and start times."""
@@ -503,7 +567,7 @@ class WorkingCopy:
 
     def discard(self) -> None:
         with suppress(Exception):
-            self.store.close()
+            self.store.close()  # absent when the copy itself failed
         self.work.unlink(missing_ok=True)
         Path(f"{self.work}.wal").unlink(missing_ok=True)
 
@@ -513,7 +577,7 @@ def prune(path: str | Path, older_than_days: float, wait_seconds: float) -> tupl
     path = Path(path)
     if not path.exists():
         raise StoreError(f"database not found: {path} (run `storyclust run` first or pass --db)")
-    with database_lock(path):
+    with disk_errors(path), database_lock(path):
         copy = WorkingCopy(path, f"prune-{datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}", wait_seconds)
         try:
             counts = copy.store.prune_stories(older_than_days)

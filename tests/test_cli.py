@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 
-COMMANDS = ["run", "stories", "show", "eval", "prune", "explain", "report", "export"]
+COMMANDS = ["run", "stories", "show", "eval", "prune", "explain", "report", "export", "rejects"]
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
