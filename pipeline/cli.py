@@ -98,6 +98,9 @@ def run_command(
                     "lines_read": report.lines_read,
                     "articles_new": report.articles_new,
                     "rejected": len(report.rejects),
+                    "unreadable_files": len(report.file_rejects),
+                    "skipped_files": len(report.skipped_files),
+                    "waiting": report.waiting,
                     "stories_new": report.stories_new,
                     "stories_updated": report.stories_updated,
                     "stories_merged": report.stories_merged,
@@ -109,7 +112,14 @@ def run_command(
         click.echo(summary)
         if report.rejects:
             reasons = ", ".join(f"{count} {reason}" for reason, count in report.reject_reasons.most_common())
-            click.echo(f"rejected: {reasons} (see the rejects table of {report.db})")
+            click.echo(f"rejected: {reasons} (see `storyclust rejects`)")
+        if report.file_rejects or report.skipped_files:
+            click.echo(
+                f"unreadable files: {len(report.file_rejects)} new, {len(report.skipped_files)} unchanged and not read "
+                "again (see `storyclust rejects`)"
+            )
+        if report.waiting:
+            click.echo("run.max_items reached: the rest of the input waits for the next run")
     if not quiet and log_format == "text" and report.articles_new:
         _print_stories(report.db, 20, config.store.lock_wait_seconds)
 

@@ -1,7 +1,8 @@
 """Typed records passed between stages: the data contract of the pipeline.
 
-Ingest yields `RawRecord`s and `Reject`s; normalize turns records into `Article`s; later stages add
-columns as numpy arrays keyed by position in the batch (see `pipeline.runner`).
+Ingest yields `RawRecord`s, `Reject`s (a record not stored) and `FileReject`s (a file not read, or not to
+its end); normalize turns records into `Article`s; later stages add columns as numpy arrays keyed by
+position in the batch (see `pipeline.runner`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,21 @@ class Reject:
     line: int | None
     reason: str
     record: str = ""
+
+
+@dataclass(frozen=True)
+class FileReject:
+    """An input file that was not read, or only in part, and why.
+
+    `size` and `sha256` let the next run recognise the same unchanged file and skip it. `sha256` is ""
+    when the file could not be hashed (no permission) or changed while it was read: such a file is
+    never taken for a known one and is read again next time.
+    """
+
+    file: str
+    size: int
+    sha256: str
+    reason: str
 
 
 @dataclass

@@ -28,9 +28,9 @@ import numpy as np
 
 from pipeline.assign import StoryPlan, assign_stories
 from pipeline.config import Config
-from pipeline.ingest import ingest
+from pipeline.ingest import iter_ingest
 from pipeline.normalize import normalize_record
-from pipeline.records import Article, Reject
+from pipeline.records import Article, FileReject, RawRecord, Reject, content_hash
 
 StageLog = Callable[[str, float, dict[str, Any]], None]
 
@@ -50,6 +50,9 @@ class RunReport:
     stories_updated: int = 0
     stories_merged: int = 0
     embedded: int = 0
+    file_rejects: list[FileReject] = field(default_factory=list)  # files that could not be read
+    skipped_files: list[str] = field(default_factory=list)  # known-bad files, unchanged, not read again
+    waiting: bool = False  # run.max_items was reached: more new input waits for the next run
     stage_seconds: dict[str, float] = field(default_factory=dict)
     shared_lock_seconds: float = 0.0  # holding the published file (read-only, shared) to copy it
     publish_seconds: float = 0.0  # checkpointing the copy and renaming it over the published file
@@ -97,18 +100,18 @@ def run(
     run_id = f"r-{datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     report = RunReport(run_id=run_id, db=str(db_path))
     timer = _Timer(report, log)
-    with timer.stage("ingest") as counts:
-        # Read before taking the lock: a bad path fails fast and never touches the database.
-        batch = ingest(inputs, config.input, fmt)
-        counts.update(files=len(batch.files), records=len(batch.records), rejected=len(batch.rejects))
-    report.lines_read = batch.lines_read
+    # Paths are resolved now: a missing input fails fast and never touches the database. Reading happens
+    # in the run, streamed, so that it can stop at run.max_items new items and skip known-bad files.
+    opened: list[Any] = []
+    stream = iter_ingest(inputs, config.input, fmt, skip=lambda path, size: opened[0].known_bad_file(path, size))
     with disk_errors(db_path), database_lock(db_path):
         copy = WorkingCopy(db_path, run_id, config.store.lock_wait_seconds)
         report.shared_lock_seconds = round(copy.copy_seconds, 3)
+        opened.append(copy.store)
         try:
-            copy.store.start_run(run_id, batch.files, config.to_dict())
+            copy.store.start_run(run_id, [str(p) for p in stream.paths], config.to_dict())
             try:
-                _run_locked(copy.store, batch, config, report, timer, progress)
+                _run_locked(copy.store, stream, config, report, timer, progress)
             except Exception as problem:
                 # The failure is recorded and published; the data of the run is not (rolled back). If even
                 # that cannot be written (a full disk), the original error is what the user needs.
@@ -125,25 +128,18 @@ def run(
     return report
 
 
-def _run_locked(store: Any, batch: Any, config: Config, report: RunReport, timer: _Timer, progress: bool) -> None:
-    rejects = list(batch.rejects)
-    with timer.stage("normalize", len(batch.records)) as counts:
-        articles, duplicates, conflicts = _normalize(batch.records)
-        rejects.extend(conflicts)
-        report.duplicates_in_input = duplicates
-        stored = store.stored_hashes([a.article_id for a in articles])
-        new: list[Article] = []
-        for article in articles:
-            known = stored.get(article.article_id)
-            if known is None:
-                new.append(article)
-            elif known == article.content_hash:
-                report.already_stored += 1
-            else:
-                rejects.append(
-                    Reject(article.file, article.line, "id already stored with different content", article.article_id)
-                )
-        counts.update(new=len(new), already_stored=report.already_stored, duplicates_in_input=duplicates)
+def _run_locked(store: Any, stream: Any, config: Config, report: RunReport, timer: _Timer, progress: bool) -> None:
+    with timer.stage("ingest") as counts:
+        taken, rejects = _take_new(store, stream, config.run.max_items, report)
+        counts.update(
+            files=len(stream.files), records=report.lines_read, unreadable_files=len(report.file_rejects),
+            skipped_files=len(stream.skipped_files), new=len(taken), already_stored=report.already_stored,
+            duplicates_in_input=report.duplicates_in_input, waiting=report.waiting,
+        )  # fmt: skip
+    report.skipped_files = list(stream.skipped_files)
+    with timer.stage("normalize", len(taken)) as counts:
+        new = [normalize_record(record) for record in taken]
+        counts.update(new=len(new))
     report.rejects = rejects
     report.articles_new = len(new)
 
@@ -155,6 +151,7 @@ def _run_locked(store: Any, batch: Any, config: Config, report: RunReport, timer
     with timer.stage("store", len(new)) as counts:
         with store.transaction():
             _write(store, report.run_id, new, plan, rejects, fresh, config)
+            store.record_file_rejects(report.run_id, report.file_rejects, report.skipped_files)
             report.stories_new = len(plan.created)
             report.stories_updated = len(plan.touched - plan.created)
             report.stories_merged = len(plan.merges)
@@ -171,31 +168,72 @@ def _run_locked(store: Any, batch: Any, config: Config, report: RunReport, timer
                     "stories_updated": report.stories_updated,
                     "stories_merged": report.stories_merged,
                     "stage_seconds": report.stage_seconds,
-                    "counters": {"reject_reasons": dict(report.reject_reasons), "embedded": report.embedded},
+                    "counters": {
+                        "reject_reasons": dict(report.reject_reasons),
+                        "embedded": report.embedded,
+                        "unreadable_files": len(report.file_rejects),
+                        "skipped_files": len(report.skipped_files),
+                        "waiting_for_next_run": report.waiting,
+                    },
                 },
             )
         counts.update(articles=len(new), stories=len(plan.touched), rejects=len(rejects))
 
 
-def _normalize(records: list[Any]) -> tuple[list[Article], int, list[Reject]]:
-    """Clean records; an id seen twice is a duplicate (same content) or a reject (different content)."""
-    seen: dict[str, str] = {}
-    articles: list[Article] = []
-    conflicts: list[Reject] = []
-    duplicates = 0
-    for record in records:
-        article = normalize_record(record)
-        previous = seen.get(article.article_id)
-        if previous is None:
-            seen[article.article_id] = article.content_hash
-            articles.append(article)
-        elif previous == article.content_hash:
-            duplicates += 1
+def _take_new(store: Any, stream: Any, max_items: int, report: RunReport) -> tuple[list[RawRecord], list[Reject]]:
+    """Read the stream in arrival order and keep the records not stored yet, at most `max_items` of them.
+
+    An id is compared with the stored one before any cleaning (both come from the raw record), so a file
+    read again by the next run costs little. Once `max_items` are taken reading stops: the rest waits for
+    the next run (`report.waiting` says whether some does). An id seen twice is a duplicate (same content)
+    or a reject (different content), against the database and within the input alike.
+    """
+    rejects: list[Reject] = []
+    taken: list[RawRecord] = []
+    seen: dict[str, str] = {}  # ids taken this run, with their content hash
+    pending: list[RawRecord] = []
+
+    def settle() -> None:
+        identities = [_identity(record) for record in pending]
+        stored = store.stored_hashes(sorted({article_id for article_id, _ in identities}))
+        for record, (article_id, digest) in zip(pending, identities, strict=True):
+            known = stored.get(article_id, seen.get(article_id))
+            if known is None:
+                if len(taken) >= max_items:
+                    report.waiting = True
+                    continue  # read again, and taken, by the next run
+                seen[article_id] = digest
+                taken.append(record)
+            elif article_id in stored and known == digest:
+                report.already_stored += 1
+            elif known == digest:
+                report.duplicates_in_input += 1
+            else:
+                where = "already stored" if article_id in stored else "repeated in the input"
+                rejects.append(Reject(record.file, record.line, f"id {where} with different content", article_id))
+        pending.clear()
+
+    for item in stream:
+        report.lines_read += not isinstance(item, FileReject)
+        if isinstance(item, FileReject):
+            report.file_rejects.append(item)
+        elif isinstance(item, Reject):
+            rejects.append(item)
         else:
-            conflicts.append(
-                Reject(record.file, record.line, "id repeated in the input with different content", article.article_id)
-            )
-    return articles, duplicates, conflicts
+            pending.append(item)
+            if len(pending) >= 4096:
+                settle()
+                if len(taken) >= max_items:
+                    report.waiting = True
+                    break
+    settle()
+    return taken, rejects
+
+
+def _identity(record: RawRecord) -> tuple[str, str]:
+    """The article id and content hash a record will have (`normalize_record` gives the same)."""
+    digest = content_hash(record.title, record.text)
+    return record.id or f"h-{digest[:16]}", digest
 
 
 @dataclass
@@ -388,12 +426,12 @@ def _write(
             }
         )
         db.register("new_rejects", table)
-        # A record rejected before (same file, line, reason and content) is not listed again: re-reading a
-        # file, as runs capped by run.max_items do, changes nothing.
+        # A record rejected before (same file, line and content) is not listed again: re-reading a file, as
+        # runs capped by run.max_items do, changes nothing (its first reason stays).
         db.execute(
             "INSERT INTO rejects SELECT ? AS run_id, n.file, n.line, n.reason, n.record FROM new_rejects n "
             "WHERE NOT EXISTS (SELECT 1 FROM rejects r WHERE r.file IS NOT DISTINCT FROM n.file AND "
-            "r.line IS NOT DISTINCT FROM n.line AND r.reason = n.reason AND r.record IS NOT DISTINCT FROM n.record)",
+            "r.line IS NOT DISTINCT FROM n.line AND r.record IS NOT DISTINCT FROM n.record)",
             [run_id],
         )
         db.unregister("new_rejects")

@@ -296,7 +296,7 @@ class Store:
         """The content hash recorded for this file when it could not be read at this size (None: not known)."""
         row = _first(
             self.db.execute(
-                "SELECT sha256 FROM file_rejects WHERE file = ? AND size = ? ORDER BY last_seen DESC LIMIT 1",
+                "SELECT sha256 FROM file_rejects WHERE file = ? AND size = ? AND sha256 <> '' ORDER BY last_seen DESC LIMIT 1",
                 [str(path), size],
             )
         )
@@ -304,7 +304,7 @@ class Store:
 
     def record_file_rejects(self, run_id: str, rejects: list[Any], skipped: list[str]) -> None:
         """New unreadable files, and those skipped again unchanged (their last run moves on)."""
-        for reject in rejects:
+        for reject in rejects:  # an empty hash (unhashable, or changed while read): never skipped, kept per run
             self.db.execute(
                 "INSERT INTO file_rejects VALUES (?, ?, ?, ?, ?, ?, now(), now()) ON CONFLICT (file, sha256) "
                 "DO UPDATE SET reason = excluded.reason, last_run_id = excluded.last_run_id, last_seen = now()",

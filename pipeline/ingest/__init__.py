@@ -1,19 +1,45 @@
-"""Ingest stage: resolve input paths, pick a reader per file, collect records and rejects."""
+"""Ingest stage: resolve input paths, pick a reader per file, stream records, rejects and file rejects.
+
+Nothing in an input file stops the batch: a bad record is a `Reject`, a file that cannot be read (or not to
+its end) is a `FileReject`, and the other files are still read. Only a path named on the command line
+that does not exist (or a folder with no input files in it) is an `InputError`, before anything is read.
+
+A file that fails part way keeps everything read from it: its records and rejects are yielded as they
+come, then a `FileReject` whose reason says what was lost and how many items were kept. An empty file
+(0 bytes) is a file reject too: usually a writer that failed. The file reject carries the file's size
+and SHA-256, so a later run can skip the same unchanged file (see `skip` in `iter_ingest`).
+"""
 
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import FORMATS, InputConfig
 from pipeline.errors import InputError
-from pipeline.ingest.digest import read_digest
+from pipeline.ingest.digest import check_digest, looks_like_digest, read_digest
 from pipeline.ingest.feeds import read_feed
+from pipeline.ingest.files import FileProblem, display_name, file_sha256, one_line
 from pipeline.ingest.jsonl import read_jsonl
 from pipeline.ingest.tables import read_csv, read_parquet
-from pipeline.records import RawRecord, Reject
+from pipeline.records import FileReject, RawRecord, Reject
+
+__all__ = [
+    "EXTENSIONS",
+    "IngestResult",
+    "IngestStream",
+    "Item",
+    "SkipCheck",
+    "detect_format",
+    "file_sha256",
+    "ingest",
+    "iter_ingest",
+    "looks_like_digest",
+    "resolve_inputs",
+]
 
 EXTENSIONS = {
     ".jsonl": "jsonl",
@@ -27,15 +53,26 @@ EXTENSIONS = {
     ".xml": "rss",
     ".txt": "digest",
 }
+MAX_REASON_CHARS = 1000
+
+Item = RawRecord | Reject | FileReject
+# skip(path, size) -> the SHA-256 of a known bad version of the file, or None to read it.
+SkipCheck = Callable[[Path, int], str | None]
 
 
 @dataclass
 class IngestResult:
-    """Everything read from the inputs: good records, rejects, and the files they came from."""
+    """Everything read from the inputs: good records, rejects, and the files they came from.
+
+    `files` lists every file opened for reading (including those rejected whole), `skipped_files` those
+    left unread because `skip` knew them as unchanged bad files.
+    """
 
     records: list[RawRecord] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    file_rejects: list[FileReject] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
 
     @property
     def lines_read(self) -> int:
@@ -43,12 +80,17 @@ class IngestResult:
 
 
 def resolve_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Expand files, folders and globs into a sorted list of files; a path matching nothing is an error."""
+    """Expand files, folders and globs into a list of files, each folder and glob sorted.
+
+    A path matching nothing is an `InputError`. Folders give only files with a known extension; files
+    named directly or by a glob are all kept (an unknown extension becomes a file reject when read).
+    Whether a file can be opened is found out when it is read.
+    """
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
             if not found:
                 raise InputError(f"no readable input files in folder {item}")
             files.extend(found)
@@ -61,18 +103,15 @@ def resolve_inputs(inputs: Iterable[str]) -> list[Path]:
             files.extend(matched)
         else:
             raise InputError(f"input not found: {item}")
-    unique = list(dict.fromkeys(files))
-    for path in unique:
-        try:
-            with path.open("rb"):
-                pass
-        except OSError as problem:
-            raise InputError(f"cannot read {path}: {problem.strerror}") from None
-    return unique
+    return list(dict.fromkeys(files))
 
 
 def detect_format(path: Path, forced: str = "auto") -> str:
-    """The reader for a file: `forced` when given, otherwise its extension."""
+    """The reader for a file: `forced` when given, otherwise its extension.
+
+    An unknown forced format is an `InputError` (a setting, wrong for every file); an extension that names
+    no format is a `FileProblem` (this file only).
+    """
     if forced != "auto":
         if forced not in FORMATS:
             raise InputError(f"unknown format {forced!r} (choose from {', '.join(FORMATS)})")
@@ -80,31 +119,145 @@ def detect_format(path: Path, forced: str = "auto") -> str:
     try:
         return EXTENSIONS[path.suffix.lower()]
     except KeyError:
-        raise InputError(f"{path}: cannot tell the format from the extension; use --format") from None
+        shown = path.suffix or "(none)"
+        raise FileProblem(f"cannot tell the format from the extension {shown!r}; use --format") from None
 
 
-def read_file(path: Path, fmt: str, config: InputConfig) -> Iterator[RawRecord | Reject]:
+def read_file(path: Path, fmt: str, config: InputConfig, forced: bool = False) -> Iterator[RawRecord | Reject]:
+    """The records and rejects of one file; raise `FileProblem` (or `OSError`) for the file as a whole.
+
+    A `.txt` file is read as a digest only when it looks like one or the format is `forced`.
+    """
     if fmt == "jsonl":
-        return read_jsonl(path, config.fields)
+        return read_jsonl(path, config)
     if fmt == "csv":
-        return read_csv(path, config.fields)
+        return read_csv(path, config)
     if fmt == "parquet":
-        return read_parquet(path, config.fields)
+        return read_parquet(path, config)
     if fmt == "rss":
-        return read_feed(path)
-    return read_digest(path)
+        return read_feed(path, config)
+    if not forced:
+        check_digest(path)
+    return read_digest(path, config)
 
 
-def ingest(inputs: Iterable[str], config: InputConfig, fmt: str | None = None) -> IngestResult:
-    """Read every input file; a bad record becomes a reject, a bad path or file an `InputError`."""
-    result = IngestResult()
-    forced = fmt or config.format
-    for path in resolve_inputs(inputs):
-        reader_format = detect_format(path, forced)
-        result.files.append(str(path))
+class IngestStream(Iterator[Item]):
+    """Records, rejects and file rejects of all inputs, in file order then record order.
+
+    Paths are resolved when the stream is made (a missing input fails at once, before any reading);
+    `paths` lists them. `files` and `skipped_files` fill in as the stream is consumed.
+    """
+
+    def __init__(
+        self, inputs: Iterable[str], config: InputConfig, fmt: str | None = None, skip: SkipCheck | None = None
+    ) -> None:
+        self.config = config
+        self.forced = fmt or config.format
+        if self.forced != "auto" and self.forced not in FORMATS:
+            raise InputError(f"unknown format {self.forced!r} (choose from {', '.join(FORMATS)})")
+        self.skip = skip
+        self.paths: list[Path] = resolve_inputs(inputs)
+        self.files: list[str] = []
+        self.skipped_files: list[str] = []
+        self._items = self._all_files()
+
+    def __iter__(self) -> IngestStream:
+        return self
+
+    def __next__(self) -> Item:
+        return next(self._items)
+
+    def _all_files(self) -> Iterator[Item]:
+        for path in self.paths:
+            yield from self._one_file(path)
+
+    def _one_file(self, path: Path) -> Iterator[Item]:
+        """Read one file; whatever goes wrong with it ends as a `FileReject`, never an exception."""
+        name = display_name(path)
         try:
-            for item in read_file(path, reader_format, config):
-                (result.rejects if isinstance(item, Reject) else result.records).append(item)
+            before = path.stat()
         except OSError as problem:
-            raise InputError(f"cannot read {path}: {problem.strerror or problem}") from None
+            self.files.append(name)
+            yield FileReject(name, 0, "", one_line(f"cannot read: {problem.strerror or problem}"))
+            return
+        if self.skip is not None and _known_bad(self.skip, path, before.st_size):
+            self.skipped_files.append(name)
+            return
+        self.files.append(name)
+        count = 0
+        try:
+            if before.st_size == 0:
+                raise FileProblem("empty file (0 bytes)")
+            fmt = detect_format(path, self.forced)
+            for item in read_file(path, fmt, self.config, forced=self.forced != "auto"):
+                count += 1
+                yield item
+            return
+        except FileProblem as problem:
+            reason = str(problem)
+        except OSError as problem:
+            reason = f"cannot read: {problem.strerror or problem}"
+        except MemoryError:
+            reason = "out of memory while reading"
+        except Exception as problem:  # a reader bug or a parser's own failure: this file only
+            reason = f"reader failed ({type(problem).__name__}: {str(problem)[:300]})"
+        if count:
+            reason += f"; {count:,} records and rejects were read from it and are kept"
+        sha256, changed = _stable_sha256(path, before)
+        if changed:
+            reason += "; the file changed while it was read"
+        yield FileReject(name, before.st_size, sha256, one_line(reason)[:MAX_REASON_CHARS])
+
+
+def _known_bad(skip: SkipCheck, path: Path, size: int) -> bool:
+    """Whether `skip` knows this file as bad and its content is still the same (same SHA-256)."""
+    known = skip(path, size)
+    if not known:
+        return False
+    try:
+        return file_sha256(path) == known
+    except OSError:
+        return False
+
+
+def _stable_sha256(path: Path, before: os.stat_result) -> tuple[str, bool]:
+    """The file's SHA-256 and whether it changed since `before`; "" when unreadable or changed.
+
+    A file still being written must not be remembered as a known bad file: its next version is read.
+    """
+    try:
+        sha256 = file_sha256(path)
+        after = path.stat()
+    except OSError:
+        return "", False
+    changed = (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
+    return ("" if changed else sha256), changed
+
+
+def iter_ingest(
+    inputs: Iterable[str], config: InputConfig, fmt: str | None = None, skip: SkipCheck | None = None
+) -> IngestStream:
+    """Stream every item of the inputs: `RawRecord`s, `Reject`s and `FileReject`s, in arrival order.
+
+    `skip(path, size)` is asked before each file is read; when it returns a SHA-256 equal to the file's,
+    the file (a known bad one, unchanged) is not read and is listed in the stream's `skipped_files`.
+    """
+    return IngestStream(inputs, config, fmt, skip)
+
+
+def ingest(
+    inputs: Iterable[str], config: InputConfig, fmt: str | None = None, skip: SkipCheck | None = None
+) -> IngestResult:
+    """Read every input file into lists: records, rejects and file rejects (see `iter_ingest`)."""
+    stream = iter_ingest(inputs, config, fmt, skip)
+    result = IngestResult()
+    for item in stream:
+        if isinstance(item, RawRecord):
+            result.records.append(item)
+        elif isinstance(item, Reject):
+            result.rejects.append(item)
+        else:
+            result.file_rejects.append(item)
+    result.files = stream.files
+    result.skipped_files = stream.skipped_files
     return result

@@ -1,4 +1,8 @@
-"""JSON Lines reader: one object per line; bad lines become rejects, the rest of the file is still read."""
+"""JSON Lines reader: one object per line; bad lines become rejects, the rest of the file is still read.
+
+Streams: one bounded line at a time (`iter_lines`), so neither a huge file nor a file without line breaks
+is ever held whole.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +10,64 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.config import FieldMap
+from pipeline.config import InputConfig
 from pipeline.ingest.fields import RecordProblem, record_from_mapping, reject_row
+from pipeline.ingest.files import (
+    HEAD_BYTES,
+    UTF8_BOM,
+    FileProblem,
+    display_name,
+    first_line,
+    iter_lines,
+    line_too_long,
+    sniff_text,
+)
 from pipeline.records import RawRecord, Reject
 
 
-def read_jsonl(path: Path, fields: FieldMap) -> Iterator[RawRecord | Reject]:
-    """Yield a record or a reject for every non-blank line of `path`."""
-    name = str(path)
+def read_jsonl(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject]:
+    """Yield a record or a reject for every non-blank line of `path`; raise `FileProblem` for a non-JSONL file."""
+    name = display_name(path)
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        head = handle.read(HEAD_BYTES)
+        problem = sniff_text(head, "jsonl")
+        if problem:
+            raise FileProblem(problem)
+        start = first_line(head)
+        if start in (b"[", b"{"):
+            raise FileProblem("a pretty-printed JSON document, not JSON Lines (one JSON object per line)")
+        if start[:1] == b"<":
+            raise FileProblem(f"XML or HTML, not JSON Lines (starts with {start[:24].decode('utf-8', 'replace')!r})")
+        handle.seek(0)
+        for number, raw, length in iter_lines(handle):
+            if length > len(raw):
+                yield reject_row(name, number, line_too_long(length), raw)
+                continue
+            if number == 1:
+                raw = raw.removeprefix(UTF8_BOM)
             if not raw.strip():
                 continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as problem:
-                yield reject_row(name, number, f"invalid UTF-8 at byte {problem.start}", raw)
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as problem:
-                yield reject_row(name, number, f"malformed JSON: {problem.msg}", line)
-                continue
-            if not isinstance(row, dict):
-                yield reject_row(name, number, f"malformed record: a JSON {type(row).__name__}, not an object", line)
-                continue
-            try:
-                yield record_from_mapping(row, fields, name, number)
-            except RecordProblem as problem:
-                yield reject_row(name, number, str(problem), row)
+            yield parse_line(raw, number, name, config)
+
+
+def parse_line(raw: bytes, number: int, name: str, config: InputConfig) -> RawRecord | Reject:
+    """One JSON Lines line to a record, or a reject saying why not."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as problem:
+        return reject_row(name, number, f"invalid UTF-8 at byte {problem.start}", raw)
+    try:
+        row = json.loads(line)
+    except RecursionError:
+        return reject_row(name, number, "malformed JSON: nested too deeply", line)
+    except json.JSONDecodeError as problem:
+        return reject_row(name, number, f"malformed JSON: {problem.msg}", line)
+    except ValueError as problem:  # an integer over Python's 4,300-digit limit
+        why = "number too long" if "digits" in str(problem) else str(problem)[:120]
+        return reject_row(name, number, f"malformed JSON: {why}", line)
+    if not isinstance(row, dict):
+        return reject_row(name, number, f"malformed record: a JSON {type(row).__name__}, not an object", line)
+    try:
+        return record_from_mapping(row, config.fields, name, number, config.max_field_chars)
+    except RecordProblem as problem:
+        return reject_row(name, number, str(problem), row)
