@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := samples/ukraine-kyiv-nato.txt
 DATA ?= ../shared/data
 
-.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality bench-soak clean
+.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality bench-soak bench-intake clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-compare bench-incremental bench-scale bench-quality bench-soak
+bench: bench-compare bench-incremental bench-scale bench-quality bench-soak bench-intake
 
 bench-compare: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.compare $(DATA)/uci-news-head $(DATA)/ecbplus $(DATA)/gvc-val
@@ -68,6 +68,10 @@ bench-quality: $(BENCH_STAMP)
 # Readers during cron runs: 10 runs while one reader holds the file open and another polls it.
 bench-soak: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.soak $(DATA)/uci-news-head --slices 10
+
+# Peak memory of runs over a 1 GB JSON Lines file and a 1M-row CSV at the default run.max_items.
+bench-intake: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.intake --data $(DATA)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

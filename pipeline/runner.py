@@ -62,6 +62,18 @@ class RunReport:
         return Counter(r.reason.split(":")[0] for r in self.rejects)
 
 
+def peak_memory_mb() -> float:
+    """This process's resident high-water mark: VmHWM where /proc has it (ru_maxrss also counts what a
+    parent shared with it before exec), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -80,7 +92,7 @@ class _Timer:
         self.report.stage_seconds[name] = round(self.report.stage_seconds.get(name, 0.0) + seconds, 3)
         if items:
             counts["items_per_s"] = round(items / max(seconds, 1e-6))
-        counts["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        counts["peak_mb"] = peak_memory_mb()
         if self.log:
             self.log(name, seconds, counts)
 
