@@ -8,6 +8,7 @@ and each touched story gets its canonical headline.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,7 +53,6 @@ def assign_stories(
     """
     from pipeline.cluster import member_fit, members_by_part
     from pipeline.headline import HeadlineCandidate, choose_headline
-    from pipeline.similarity import entity_tokens
 
     plan = StoryPlan()
     n_context = len(context_story)
@@ -92,47 +92,19 @@ def assign_stories(
     by_story: dict[str, list[int]] = {}
     for i, story in story_of.items():
         by_story.setdefault(story, []).append(i)
-    group_first: dict[int, int] = {}
-    for i in range(len(items)):
-        group_first.setdefault(int(near_group[i]), i)
-    group_size = Counter(int(g) for g in near_group)
+    # Each item's near-duplicate group, named by its first item (-1: a group of one).
+    _, first, inverse, size = np.unique(near_group, return_index=True, return_inverse=True, return_counts=True)
+    copy_of = np.where(size[inverse] > 1, first[inverse], -1).tolist()
     story_number = {story: number for number, story in enumerate(sorted(by_story))}
     story_labels = np.array([story_number[story_of[i]] for i in range(len(items))], dtype=np.int64)
     joining = np.array(sorted(i for story in plan.touched for i in by_story[story] if i >= n_context), dtype=np.int64)
-    fit, agreement = member_fit(features, story_labels, joining, config.cluster)
-    fit_of = {int(i): (f, d) for i, f, d in zip(joining, fit, agreement, strict=True)}
+    fit, agreement = np.full(len(items), np.nan), np.full(len(items), np.nan)
+    fit[joining], agreement[joining] = member_fit(features, story_labels, joining, config.cluster)
+    evidence = _MemberEvidence(items, vectors, fit.tolist(), agreement.tolist(), copy_of, features.dates.item_dates)
     now = datetime.now()
     for story in sorted(plan.touched):
         members = sorted(by_story[story])
-        member_vectors = vectors[members]
-        centroid = member_vectors.mean(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-        pairwise = member_vectors @ member_vectors.T
-        np.fill_diagonal(pairwise, -np.inf)
-        names = {i: set(entity_tokens(items[i].content)) for i in members}
-        counts = Counter(name for i in members for name in names[i])
-        shared = {name for name, count in counts.items() if count >= len(members) / 2 and len(members) > 1}
-        for position, i in enumerate(members):
-            if i < n_context:
-                continue
-            nearest = int(np.argmax(pairwise[position])) if len(members) > 1 else None
-            group = int(near_group[i])
-            story_similarity, date_agreement = fit_of[i]
-            plan.members.append(
-                {
-                    "story_id": story,
-                    "article_id": items[i].article_id,
-                    "similarity": round(float(member_vectors[position] @ centroid), 4),
-                    "nearest_article_id": items[members[nearest]].article_id if nearest is not None else None,
-                    "nearest_similarity": round(float(pairwise[position, nearest]), 4) if nearest is not None else None,
-                    "near_duplicate_group": items[group_first[group]].article_id if group_size[group] > 1 else None,
-                    "story_similarity": None if np.isnan(story_similarity) else round(float(story_similarity), 4),
-                    "date_agreement": None if np.isnan(date_agreement) else round(float(date_agreement), 4),
-                    "event_dates": features.dates.item_dates[i],
-                    "shared_names": sorted(names[i] & shared),
-                    "missing_names": sorted(shared - names[i]),
-                }
-            )
+        plan.members.extend(evidence.rows(story, members, n_context))
         candidates = [
             HeadlineCandidate(
                 items[i].article_id,
@@ -143,7 +115,7 @@ def assign_stories(
             )
             for i in members
         ]
-        headline = choose_headline(candidates, member_vectors)
+        headline = choose_headline(candidates, vectors[members])
         dates = [items[i].published_at for i in members if items[i].published_at is not None]
         plan.stories.append(
             {
@@ -160,3 +132,59 @@ def assign_stories(
             }
         )
     return plan
+
+
+@dataclass
+class _MemberEvidence:
+    """What each new member's row says, per item (lists, so a row costs no numpy call beyond its vector's)."""
+
+    items: list[Article]
+    vectors: np.ndarray
+    fit: list[float]  # mean similarity with the other members (NaN: alone, or not new)
+    agreement: list[float]  # mean date agreement with them
+    copy_of: list[int]  # the first item of its near-duplicate group (-1: none)
+    item_dates: list[Any]
+
+    def rows(self, story: str, members: list[int], n_context: int) -> list[dict[str, Any]]:
+        """`story_members` rows of the new ones among `members` (sorted): centroid and nearest-member
+        similarity, the merge rule's numbers, dates, and the names most members give that it shares or lacks."""
+        from pipeline.similarity import entity_tokens
+
+        member_vectors = self.vectors[members]
+        centroid = member_vectors.mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        nearest: list[int | None] = [None] * len(members)
+        nearest_similarity: list[float | None] = [None] * len(members)
+        names: list[set[str]] = [set()] * len(members)
+        shared: set[str] = set()
+        if len(members) > 1:
+            pairwise = member_vectors @ member_vectors.T
+            np.fill_diagonal(pairwise, -np.inf)
+            best = pairwise.argmax(axis=1)
+            nearest = best.tolist()
+            nearest_similarity = [round(x, 4) for x in pairwise[np.arange(len(members)), best].tolist()]
+            names = [set(entity_tokens(self.items[i].content)) for i in members]
+            counts = Counter(name for found in names for name in found)
+            shared = {name for name, count in counts.items() if count >= len(members) / 2}
+        rows = []
+        for position, i in enumerate(members):
+            if i < n_context:
+                continue
+            closest, copy_of = nearest[position], self.copy_of[i]
+            fit, agreement = self.fit[i], self.agreement[i]
+            rows.append(
+                {
+                    "story_id": story,
+                    "article_id": self.items[i].article_id,
+                    "similarity": round(float(member_vectors[position] @ centroid), 4),
+                    "nearest_article_id": self.items[members[closest]].article_id if closest is not None else None,
+                    "nearest_similarity": nearest_similarity[position],
+                    "near_duplicate_group": self.items[copy_of].article_id if copy_of >= 0 else None,
+                    "story_similarity": None if math.isnan(fit) else round(fit, 4),
+                    "date_agreement": None if math.isnan(agreement) else round(agreement, 4),
+                    "event_dates": self.item_dates[i],
+                    "shared_names": sorted(names[position] & shared),
+                    "missing_names": sorted(shared - names[position]),
+                }
+            )
+        return rows

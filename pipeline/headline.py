@@ -73,9 +73,8 @@ def title_terms(text: str) -> frozenset[str]:
     """The content terms of a text: lower-cased words and numbers without stop words."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    return frozenset(
-        token.lower().replace(",", "") for token in _TERM.findall(text) if token.lower() not in ENGLISH_STOP_WORDS
-    )
+    lowered = map(str.lower, _TERM.findall(text))
+    return frozenset(token.replace(",", "") for token in lowered if token not in ENGLISH_STOP_WORDS)
 
 
 _TERM = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]")
@@ -96,10 +95,17 @@ def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
         reasons.append("too short")
     if words > _LONG_WORDS:
         reasons.append("too long")
-    letters = [c for c in title if c.isalpha()]
-    if len(letters) >= 8 and sum(c.isupper() for c in letters) > 0.6 * len(letters):
+    letters = sum(map(str.isalpha, title))
+    if letters >= 8 and _capitals(title) > 0.6 * letters:
         reasons.append("all capitals")
     return 0.5 ** len(reasons), tuple(reasons)
+
+
+def _capitals(title: str) -> int:
+    """Upper-case letters: in ASCII every upper-case character is a letter, so no per-character test."""
+    if title.isascii():
+        return sum(map(str.isupper, title))
+    return sum(1 for c in title if c.isalpha() and c.isupper())  # "Ⓐ" and "Ⅷ" are upper case but no letters
 
 
 @dataclass(frozen=True)
@@ -120,10 +126,8 @@ def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
     counts: Counter[str] = Counter()
     name_counts: Counter[str] = Counter()
     for content, copies in Counter(contents).items():  # wire copies: count each text once, times its copies
-        for term in title_terms(content):
-            counts[term] += copies
-        for name in set(entity_tokens(content)):
-            name_counts[name] += copies
+        _add(counts, title_terms(content), copies)
+        _add(name_counts, set(entity_tokens(content)), copies)
     vocabulary = sorted(counts)
     weight = dict(zip(vocabulary, term_weights(vocabulary).tolist(), strict=True))
     support = {term: counts[term] / len(candidates) for term in vocabulary}
@@ -145,18 +149,26 @@ def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
     return [scored[(c.title, c.truncated)] for c in candidates]
 
 
+def _add(counter: Counter[str], terms: frozenset[str] | set[str], copies: int) -> None:
+    """Count each of `terms` `copies` times (distinct terms: a plain update when there is one copy)."""
+    if copies == 1:
+        counter.update(terms)
+    else:
+        for term in terms:
+            counter[term] += copies
+
+
 def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) -> Headline:
     """Pick the story headline; `vectors` are the members' unit embeddings in the same order."""
-    centroid = vectors.mean(axis=0)
-    centrality = vectors @ centroid
-    titled = [i for i in range(len(candidates)) if candidates[i].title]
-    if len(candidates) == 1 and titled:  # a story of one: its title, nothing to weigh
+    if len(candidates) == 1 and candidates[0].title:  # a story of one: its title, nothing to weigh
         return Headline(candidates[0].title, candidates[0].article_id, "title", "the only member's title")
+    centrality = (vectors @ vectors.mean(axis=0)).tolist()
+    titled = [i for i in range(len(candidates)) if candidates[i].title]
     if titled:
         scores = consensus_scores(candidates)
         best = min(
             titled,
-            key=lambda i: (-round(scores[i].score, 6), -round(float(centrality[i]), 6), candidates[i].article_id),
+            key=lambda i: (-round(scores[i].score, 6), -round(centrality[i], 6), candidates[i].article_id),
         )
         chosen = scores[best]
         skipped = sum(1 for i in titled if scores[i].problems)
@@ -171,7 +183,7 @@ def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) ->
             reason += f"; {skipped} title(s) marked down as question, label, teaser, cut or length"
         return Headline(candidates[best].title, candidates[best].article_id, "title", reason)
 
-    order = sorted(range(len(candidates)), key=lambda i: (-round(float(centrality[i]), 6), candidates[i].article_id))
+    order = sorted(range(len(candidates)), key=lambda i: (-round(centrality[i], 6), candidates[i].article_id))
     sentences = []
     for i in order:
         sentence, complete = first_sentence(candidates[i].text, candidates[i].text_truncated)
