@@ -144,7 +144,7 @@ def render(result: dict[str, Any]) -> str:
         f"# Intake: big files at run.max_items = {result['max_items']}, {result['machine']['date']}",
         "",
         "Each run is a whole `storyclust run` process over the same file (vectors cached: this measures reading, "
-        "clustering and memory, not embedding). Peak memory is the process's resident peak (wait4).",
+        "clustering and memory, not embedding). Peak memory is the process's own resident high-water mark (VmHWM).",
         "",
     ]
     for entry in result["files"]:
