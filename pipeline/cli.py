@@ -23,19 +23,21 @@ def _fail(problem: StoryclustError) -> None:
     sys.exit(problem.exit_code)
 
 
-def _config(path: str | None) -> Config:
-    try:
-        return load_config(path)
-    except StoryclustError as problem:
-        _fail(problem)
-        raise
-
-
 def _db(config: Config, db: str | None) -> str:
     return db or config.store.db
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Every command's domain errors become one line on stderr and the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StoryclustError as problem:
+            _fail(problem)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="storyclust")
 def main() -> None:
     """Group news items that report the same event into stories, stored in DuckDB."""
@@ -62,7 +64,7 @@ def run_command(
     """Read INPUTS (files, folders or globs), cluster new items into stories, store them."""
     from pipeline.runner import run
 
-    config = _config(config_path)
+    config = load_config(config_path)
 
     def log_stage(stage: str, seconds: float, counts: dict[str, Any]) -> None:
         if log_format == "json":
@@ -71,18 +73,14 @@ def run_command(
             details = ", ".join(f"{k} {v}" for k, v in counts.items())
             click.echo(f"  {stage:<16} {seconds:7.2f}s  {details}", err=True)
 
-    try:
-        report = run(
-            list(inputs),
-            config,
-            db=_db(config, db),
-            fmt=fmt,
-            progress=not quiet and log_format == "text",
-            log=log_stage,
-        )
-    except StoryclustError as problem:
-        _fail(problem)
-        return
+    report = run(
+        list(inputs),
+        config,
+        db=_db(config, db),
+        fmt=fmt,
+        progress=not quiet and log_format == "text",
+        log=log_stage,
+    )
     summary = (
         f"run {report.run_id}: {report.lines_read} records read, {report.articles_new} new articles, "
         f"{report.already_stored} already stored, {report.duplicates_in_input} duplicates in input, "
@@ -143,11 +141,8 @@ def _print_stories(db: str, limit: int, wait_seconds: float) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
 def stories_command(limit: int, db: str | None, config_path: str | None) -> None:
     """List the biggest open stories."""
-    config = _config(config_path)
-    try:
-        _print_stories(_db(config, db), limit, config.store.lock_wait_seconds)
-    except StoryclustError as problem:
-        _fail(problem)
+    config = load_config(config_path)
+    _print_stories(_db(config, db), limit, config.store.lock_wait_seconds)
 
 
 @main.command("show")
@@ -158,13 +153,9 @@ def show_command(story_id: str, db: str | None, config_path: str | None) -> None
     """Show one story (merged ids resolve to the surviving story) with its members and evidence."""
     from pipeline.store import Store
 
-    config = _config(config_path)
-    try:
-        with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
-            head, members = store.story(story_id)
-    except StoryclustError as problem:
-        _fail(problem)
-        return
+    config = load_config(config_path)
+    with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
+        head, members = store.story(story_id)
     resolved, headline, size, sources, first_seen, last_seen, status = head
     if resolved != story_id:
         click.echo(f"{story_id} was merged into {resolved}")
@@ -191,14 +182,10 @@ def eval_command(gold: str, as_json: bool, db: str | None, config_path: str | No
     from pipeline.evaluate import read_gold, score
     from pipeline.store import Store
 
-    config = _config(config_path)
-    try:
-        with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
-            memberships = store.memberships()
-        scores = score(memberships, read_gold(gold))
-    except StoryclustError as problem:
-        _fail(problem)
-        return
+    config = load_config(config_path)
+    with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
+        memberships = store.memberships()
+    scores = score(memberships, read_gold(gold))
     if as_json:
         click.echo(json.dumps(scores.to_dict()))
         return
@@ -216,12 +203,8 @@ def explain_command(article_a: str, article_b: str, as_json: bool, db: str | Non
     """Say whether two articles are in one story, and why: each signal and the rule it meets or misses."""
     from pipeline.explain import explain
 
-    config = _config(config_path)
-    try:
-        result = explain(_db(config, db), article_a, article_b, config)
-    except StoryclustError as problem:
-        _fail(problem)
-        return
+    config = load_config(config_path)
+    result = explain(_db(config, db), article_a, article_b, config)
     if as_json:
         click.echo(json.dumps(result.to_dict(), default=str))
         return
@@ -250,14 +233,10 @@ def rejects_command(limit: int, db: str | None, config_path: str | None) -> None
     """List input files that could not be read (not retried until they change) and rejected records by reason."""
     from pipeline.store import Store
 
-    config = _config(config_path)
-    try:
-        with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
-            files = store.file_rejects()
-            reasons = store.reject_reasons(limit)
-    except StoryclustError as problem:
-        _fail(problem)
-        return
+    config = load_config(config_path)
+    with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
+        files = store.file_rejects()
+        reasons = store.reject_reasons(limit)
     click.echo(f"unreadable files: {len(files)}")
     for file, size, sha256, reason, first_seen, last_seen in files:
         click.echo(
@@ -277,12 +256,8 @@ def prune_command(older_than_days: float, db: str | None, config_path: str | Non
     """Delete stories (and their articles) whose last item is older than the cutoff."""
     from pipeline.store import prune
 
-    config = _config(config_path)
-    try:
-        stories, articles = prune(_db(config, db), older_than_days, config.store.lock_wait_seconds)
-    except StoryclustError as problem:
-        _fail(problem)
-        return
+    config = load_config(config_path)
+    stories, articles = prune(_db(config, db), older_than_days, config.store.lock_wait_seconds)
     click.echo(f"pruned {stories} stories and {articles} articles")
 
 
@@ -309,12 +284,8 @@ def report_command(out: str, limit: int, db: str | None, config_path: str | None
     """
     from pipeline.report import write_report
 
-    config = _config(config_path)
-    try:
-        shown = write_report(_db(config, db), out, limit, config.store.lock_wait_seconds)
-    except StoryclustError as problem:
-        _fail(problem)
-        return
+    config = load_config(config_path)
+    shown = write_report(_db(config, db), out, limit, config.store.lock_wait_seconds)
     click.echo(f"wrote {out}: {shown} {'story' if shown == 1 else 'stories'}")
 
 
@@ -346,12 +317,8 @@ def export_command(out: str, fmt: str, db: str | None, config_path: str | None) 
     """
     from pipeline.export import export
 
-    config = _config(config_path)
-    try:
-        files = export(_db(config, db), out, fmt, config.store.lock_wait_seconds)
-    except StoryclustError as problem:
-        _fail(problem)
-        return
+    config = load_config(config_path)
+    files = export(_db(config, db), out, fmt, config.store.lock_wait_seconds)
     click.echo("wrote " + ", ".join(f"{file.path}: {file.rows} rows" for file in files))
 
 
