@@ -26,6 +26,7 @@ and two stored stories join only when the new reports make their average pass th
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from dataclasses import dataclass, fields
 from typing import Any
@@ -96,18 +97,22 @@ def _cohesive_cores(single: _GroupSums, labels: np.ndarray, fixed: np.ndarray, c
     """Each free member of a core must stand with the rest of its core: mean similarity to them at least
     `merge_similarity`, the rule of the merge stage, so a core is never looser than a merge could make it
     and a pair of reports of two events cannot ride into a story on HDBSCAN's density alone (which, in a
-    run of a handful of items, is no evidence). Members that do not leave as one-item groups."""
+    run of a handful of items, is no evidence). Members that do not leave as one-item groups; then the
+    members of the cores that lost some are checked again (a core that lost none stands as it did)."""
     labels = labels.copy()
     next_label = int(labels.max(initial=-1) + 1)
+    changed = np.ones(next_label, dtype=bool)
     for _ in range(5):
         sizes = np.bincount(labels)
-        check = np.flatnonzero((fixed < 0) & (sizes[labels] > 1))
+        check = np.flatnonzero((fixed < 0) & (sizes[labels] > 1) & changed[labels])
         if not len(check):
             break
         mean, _ = member_fit(single, labels, check, config)
         out = check[mean < config.merge_similarity]
         if not len(out):
             break
+        changed = np.zeros(next_label + len(out), dtype=bool)
+        changed[labels[out]] = True
         labels[out] = next_label + np.arange(len(out))
         next_label += len(out)
     return labels
@@ -128,12 +133,11 @@ def member_fit(
     members = np.flatnonzero(rank[labels] >= 0)
     whole = single.combined(_indicator_of(rank[labels[members]], members, len(needed), len(labels)))
     own = single.select(items)
-    sums = _GroupSums.stacked([own, whole.select(group_of_item).minus(own)])
-    k = len(items)
-    left, right = np.arange(k), np.arange(k) + k
-    alone = sums.sizes[right] < 0.5
-    sums.sizes[right] = np.maximum(sums.sizes[right], 1.0)  # a group of one: no rest, reported as NaN
-    similarity, dates = _similarity_and_dates(sums, left, right, config)
+    rest = whole.select(group_of_item).minus(own)
+    alone = rest.sizes < 0.5
+    rest.sizes = np.maximum(rest.sizes, 1.0)  # a group of one: no rest, reported as NaN
+    each = np.arange(len(items))
+    similarity, dates = _similarity_and_dates(own, each, each, config, rest)
     return np.where(alone, np.nan, similarity), np.where(alone, np.nan, dates)
 
 
@@ -162,15 +166,46 @@ def sparse_hdbscan(distance: sparse.csr_matrix, min_cluster_size: int, min_sampl
     tree = minimum_spanning_tree(sparse.csr_matrix((reach, (upper.row, upper.col)), shape=(n, n))).tocoo()
     # From here on exactly what hdbscan's sparse path does after its own spanning tree (its per-edge loop
     # before that costs seconds at 200k items): edges by weight, single-linkage tree, condensed tree, labels.
-    from hdbscan._hdbscan_linkage import label
     from hdbscan.hdbscan_ import _tree_to_labels
 
     edges = np.column_stack([tree.row, tree.col, tree.data]).astype(np.float64)
     edges = edges[np.argsort(edges[:, 2], kind="stable")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        labels, _, _ = _tree_to_labels(None, label(edges), min_cluster_size)[:3]
+        labels, _, _ = _tree_to_labels(None, single_linkage_tree(edges), min_cluster_size)[:3]
     return np.asarray(labels)
+
+
+def single_linkage_tree(edges: np.ndarray) -> np.ndarray:
+    """hdbscan's `label`: the single-linkage tree of spanning-tree edges sorted by weight, one row per edge,
+    [cluster of one end, cluster of the other, weight, size of the union] (cluster n + k is edge k's union).
+
+    The same union-find over plain lists: hdbscan's compiled loop indexes a numpy array through Python
+    on every step (2.5 s at 200k items).
+    """
+    n = len(edges) + 1
+    parent = list(range(2 * n - 1))
+    size = [1] * n + [0] * (n - 1)
+    ends = edges[:, :2].astype(np.intp).tolist()
+    roots = []
+    for step, (a, b) in enumerate(ends):
+        pair = []
+        for node in (a, b):
+            root = node
+            while parent[root] != root:
+                root = parent[root]
+            while parent[node] != root:  # point the path at its root: later finds are short
+                parent[node], node = root, parent[node]
+            pair.append(root)
+        union = n + step
+        parent[pair[0]] = parent[pair[1]] = union
+        size[union] = size[pair[0]] + size[pair[1]]
+        roots.append((pair[0], pair[1], size[union]))
+    tree = np.zeros((len(edges), 4))
+    if roots:
+        tree[:, [0, 1, 3]] = roots
+    tree[:, 2] = edges[:, 2]
+    return tree
 
 
 def _kth_smallest_per_row(matrix: sparse.csr_matrix, k: int) -> np.ndarray:
@@ -236,7 +271,13 @@ class _GroupSums:
 
     @classmethod
     def items(cls, features: ItemFeatures) -> _GroupSums:
-        """Each item as a group of one."""
+        """Each item as a group of one (made once, kept in `features.group_sums`)."""
+        if features.group_sums is None:
+            features.group_sums = cls._of_items(features)
+        return features.group_sums
+
+    @classmethod
+    def _of_items(cls, features: ItemFeatures) -> _GroupSums:
         dates = features.dates
         layout = _Layout(features.words.shape[1], features.entities.shape[1], dates)
         mentions = sparse.diags(dates.mention.astype(np.float32))
@@ -253,39 +294,6 @@ class _GroupSums:
             mention_backward=sparse.hstack([mass, cover]).tocsr(),
             layout=layout,
         )
-
-    @classmethod
-    def stacked(cls, parts: list[_GroupSums]) -> _GroupSums:
-        """The groups of several sums, one after the other."""
-        joined: dict[str, Any] = {"layout": parts[0].layout}
-        for name in (f.name for f in fields(cls) if f.name != "layout"):
-            values = [getattr(part, name) for part in parts]
-            joined[name] = sparse.vstack(values).tocsr() if sparse.issparse(values[0]) else np.concatenate(values)
-        return cls(**joined)
-
-    def row(self, k: int) -> tuple:
-        """Group k's sums as plain arrays (see `from_rows`): cheap to keep, cheap to stack again."""
-        sparse_parts = []
-        for name in _SPARSE_FIELDS:
-            matrix = getattr(self, name)
-            start, end = matrix.indptr[k], matrix.indptr[k + 1]
-            sparse_parts.append((matrix.indices[start:end], matrix.data[start:end]))
-        return tuple(getattr(self, name)[k] for name in _DENSE_FIELDS) + tuple(sparse_parts)
-
-    @classmethod
-    def from_rows(cls, rows: list[tuple], like: _GroupSums) -> _GroupSums:
-        """Sums whose groups are these `row`s (built straight from their arrays, no sparse indexing)."""
-        values: dict[str, Any] = {}
-        for number, name in enumerate(_DENSE_FIELDS):
-            values[name] = np.stack([row[number] for row in rows]).astype(getattr(like, name).dtype, copy=False)
-        for number, name in enumerate(_SPARSE_FIELDS, start=len(_DENSE_FIELDS)):
-            template = getattr(like, name)
-            lengths = [len(row[number][0]) for row in rows]
-            indptr = np.r_[0, np.cumsum(lengths)].astype(template.indptr.dtype)
-            indices = np.concatenate([row[number][0] for row in rows]).astype(template.indices.dtype, copy=False)
-            data = np.concatenate([row[number][1] for row in rows]).astype(template.dtype, copy=False)
-            values[name] = sparse.csr_matrix((data, indices, indptr), shape=(len(rows), template.shape[1]))
-        return cls(**values, layout=like.layout)
 
     def minus(self, other: _GroupSums) -> _GroupSums:
         """Row by row, these sums less the other's (a group without some of its members)."""
@@ -324,55 +332,160 @@ class _GroupSums:
 
 
 _DENSE_FIELDS = ("sizes", "vectors", "richness_sums", "dated", "mentioned")
-_SPARSE_FIELDS = ("forward", "backward", "mention_forward", "mention_backward")
+# Sparse fields in pairs with the same entries in every row (the date blocks swapped), so the same row layout.
+_SPARSE_PAIRS = (("forward", "backward"), ("mention_forward", "mention_backward"))
+
+
+class _StoryRows:
+    """The current sums of every story of the merge, one row per story (indexed by story id).
+
+    A story starts with its group's row; a merge gives its survivor a new one. Dense rows are written in
+    place; sparse rows go to the end of flat arrays that grow by doubling (the older row of a story stays
+    behind until the next growth copies only current rows). A step takes its stories' rows in one gather:
+    thousands of steps of a hundred stories each cost little more than the rows they read.
+    """
+
+    def __init__(self, sums: _GroupSums) -> None:
+        self.layout = sums.layout
+        self.dense = {name: getattr(sums, name) for name in _DENSE_FIELDS}  # taken over, written in place
+        self.merged = np.zeros(len(sums.sizes), dtype=bool)  # has a row made by a merge
+        self.alive = np.ones(len(sums.sizes), dtype=bool)  # not merged into another story
+        self.sparse = {names: _FlatRows([getattr(sums, name) for name in names]) for names in _SPARSE_PAIRS}
+
+    def take(self, stories: np.ndarray) -> _GroupSums:
+        """The sums of these stories, in this order."""
+        values = {name: dense[stories] for name, dense in self.dense.items()}
+        for names, rows in self.sparse.items():
+            values |= dict(zip(names, rows.take(stories), strict=True))
+        return _GroupSums(**values, layout=self.layout)
+
+    def merge(self, survivors: np.ndarray, absorbed: np.ndarray, sums: _GroupSums) -> None:
+        """Row k of `sums` becomes the row of story `survivors[k]`; the `absorbed` stories are gone."""
+        self.alive[absorbed] = False
+        self.merged[survivors] = True
+        for name, dense in self.dense.items():
+            dense[survivors] = getattr(sums, name)
+        for names, rows in self.sparse.items():
+            rows.replace(survivors, [getattr(sums, name) for name in names], self.alive)
+
+
+class _FlatRows:
+    """Rows of sparse matrices that have the same row layout: row k of each at `[start[k] : start[k] +
+    length[k]]` of its flat `indices` and `data` (see `_StoryRows`)."""
+
+    def __init__(self, matrices: list[sparse.csr_matrix]) -> None:
+        layout = matrices[0].indptr
+        if any(not np.array_equal(matrix.indptr, layout) for matrix in matrices):
+            raise ValueError("matrices of different row layouts")
+        self.columns = matrices[0].shape[1]
+        self.start = layout[:-1].astype(np.int64)
+        self.length = np.diff(layout).astype(np.int64)
+        self.flat = [(matrix.indices, matrix.data) for matrix in matrices]
+        self.end = int(layout[-1])  # used part of the flat arrays
+
+    def take(self, rows: np.ndarray) -> list[sparse.csr_matrix]:
+        where, indptr = _row_positions(self.start[rows], self.length[rows])
+        shape = (len(rows), self.columns)
+        return [sparse.csr_matrix((data[where], indices[where], indptr), shape=shape) for indices, data in self.flat]
+
+    def replace(self, rows: np.ndarray, matrices: list[sparse.csr_matrix], alive: np.ndarray) -> None:
+        """New rows for `rows`: row k of each matrix (the others of `alive` keep theirs)."""
+        added = matrices[0].nnz
+        if self.end + added > len(self.flat[0][0]):
+            self._grow(added, alive)
+        for (indices, data), matrix in zip(self.flat, matrices, strict=True):
+            indices[self.end : self.end + added] = matrix.indices
+            data[self.end : self.end + added] = matrix.data
+        self.start[rows] = self.end + matrices[0].indptr[:-1]
+        self.length[rows] = np.diff(matrices[0].indptr)
+        self.end += added
+
+    def _grow(self, needed: int, alive: np.ndarray) -> None:
+        """Copy the rows of `alive` to arrays of twice their size (and room for `needed` more)."""
+        current = np.flatnonzero(alive)
+        where, indptr = _row_positions(self.start[current], self.length[current])
+        size = 2 * (len(where) + needed)
+        grown = []
+        for indices, data in self.flat:
+            more_indices, more_data = np.empty(size, dtype=indices.dtype), np.empty(size, dtype=data.dtype)
+            more_indices[: len(where)], more_data[: len(where)] = indices[where], data[where]
+            grown.append((more_indices, more_data))
+        self.flat = grown
+        self.start[current] = indptr[:-1]
+        self.end = len(where)
+
+
+def _row_positions(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where rows of these starts and lengths lie in flat arrays, one after the other, and their indptr."""
+    indptr = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    return np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1]), indptr
+
+
+def _rows_of(matrix: sparse.csr_matrix, rows: np.ndarray, last: tuple[int, ...]) -> sparse.csr_matrix:
+    """`matrix[rows]` and one row more, with entries in columns `last` and no values: gathered with numpy
+    (scipy's row selection costs more in checks than in copying for the hundred rows of a merge step)."""
+    starts = matrix.indptr[rows]
+    where, indptr = _row_positions(starts, matrix.indptr[rows + 1] - starts)
+    indices = np.r_[matrix.indices[where], np.array(last, dtype=matrix.indices.dtype)]
+    data = np.r_[matrix.data[where], np.zeros(len(last), dtype=matrix.dtype)]
+    return sparse.csr_matrix((data, indices, np.r_[indptr, len(indices)]), shape=(len(rows) + 1, matrix.shape[1]))
 
 
 class _Layout:
-    """Which columns of `forward` ⊙ `backward` sum to which signal."""
+    """Which columns of `forward` ⊙ `backward` sum to which signal (`block_of`, of `blocks`)."""
 
     def __init__(self, words: int, names: int, dates: DateEvidence) -> None:
         self.channels = channels = len(CHANNELS)
-        width = len(dates.channel)
-        columns = words + names + 2 * width
         # Blocks of forward ⊙ backward: 0 words, 1 names, 2.. cover·mass per channel, 2+k.. mass·cover.
-        block = np.r_[np.zeros(words), np.ones(names), 2 + dates.channel, 2 + channels + dates.channel]
-        self.blocks = sparse.csr_matrix(
-            (np.ones(columns, dtype=np.float32), (np.arange(columns), block.astype(np.int64))),
-            shape=(columns, 2 + 2 * channels),
-        )
-        mention_block = np.r_[dates.channel, channels + dates.channel]
-        self.mention_blocks = sparse.csr_matrix(
-            (np.ones(2 * width, dtype=np.float32), (np.arange(2 * width), mention_block.astype(np.int64))),
-            shape=(2 * width, 2 * channels),
-        )
+        blocks = [np.zeros(words), np.ones(names), 2 + dates.channel, 2 + channels + dates.channel]
+        self.block_of, self.blocks = np.concatenate(blocks).astype(np.intp), 2 + 2 * channels
+        self.mention_block_of = np.r_[dates.channel, channels + dates.channel].astype(np.intp)
+        self.mention_blocks = 2 * channels
 
 
 def block_products(
     left_matrix: sparse.csr_matrix,
     right_matrix: sparse.csr_matrix,
-    blocks: sparse.csr_matrix,
+    block_of: np.ndarray,
+    blocks: int,
     rows: np.ndarray,
     cols: np.ndarray,
     chunk: int = 262144,
 ) -> np.ndarray:
-    """Pairs × blocks: `left_matrix[rows[k]] · right_matrix[cols[k]]` summed within each column block."""
-    out = np.zeros((len(rows), blocks.shape[1]), dtype=np.float64)
+    """Pairs × blocks: `left_matrix[rows[k]] · right_matrix[cols[k]]` summed within each column block
+    (`block_of[column]`), in float32 and in the order scipy lists the products.
+
+    scipy multiplies two matrices whose rows are all sorted by merging rows, and any others by scattering
+    them, which lists a row's products in the reverse order of its left row. So that a pair's sums never
+    depend on the other pairs of the call, the right side gets one more row that is not sorted (and has no
+    products): the scatter, always. It was the path of every call on real batches already (rows of merged
+    groups are not sorted).
+    """
+    out = np.zeros((len(rows), blocks), dtype=np.float64)
     for start in range(0, len(rows), chunk):
         r, c = rows[start : start + chunk], cols[start : start + chunk]
-        out[start : start + len(r)] = (left_matrix[r].multiply(right_matrix[c]) @ blocks).toarray()
+        products = _rows_of(left_matrix, r, ()).multiply(_rows_of(right_matrix, c, (1, 0)))
+        pair = np.repeat(np.arange(len(r) + 1), np.diff(products.indptr))
+        sums = np.zeros((len(r) + 1) * blocks, dtype=products.dtype)
+        np.add.at(sums, pair * blocks + block_of[products.indices], products.data)  # in order, one at a time
+        out[start : start + len(r)] = sums.reshape(len(r) + 1, blocks)[:-1]
     return out
 
 
-def _pair_signals(sums: _GroupSums, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Mean words and names TF-IDF products and mean date agreement over all member pairs of two groups."""
+def _pair_signals(sums: _GroupSums, left: np.ndarray, right: np.ndarray, other: _GroupSums) -> tuple[np.ndarray, ...]:
+    """Mean words and names TF-IDF products and mean date agreement over all member pairs of two groups,
+    groups `left` of `sums` and `right` of `other`."""
     layout = sums.layout
     k = layout.channels
-    sizes = (sums.sizes[left] * sums.sizes[right]).astype(np.float64)
-    products = block_products(sums.forward, sums.backward, layout.blocks, left, right)
+    sizes = (sums.sizes[left] * other.sizes[right]).astype(np.float64)
+    products = block_products(sums.forward, other.backward, layout.block_of, layout.blocks, left, right)
     agree = (products[:, 2 : 2 + k] + products[:, 2 + k : 2 + 2 * k]) / 2
-    compared = sums.dated[left] * sums.dated[right] - sums.mentioned[left] * sums.mentioned[right]
-    if sums.mention_forward.nnz:
-        both_mentions = block_products(sums.mention_forward, sums.mention_backward, layout.mention_blocks, left, right)
+    compared = sums.dated[left] * other.dated[right] - sums.mentioned[left] * other.mentioned[right]
+    if sums.mention_forward.nnz or other.mention_forward.nnz:
+        both_mentions = block_products(
+            sums.mention_forward, other.mention_backward, layout.mention_block_of, layout.mention_blocks, left, right
+        )
         agree -= (both_mentions[:, :k] + both_mentions[:, k:]) / 2
     dates = np.prod(1.0 - np.clip(compared - agree, 0.0, None) / sizes[:, None], axis=1)
     return products[:, 0] / sizes, products[:, 1] / sizes, dates
@@ -403,7 +516,7 @@ def group_date_agreement(sums: _GroupSums, left: np.ndarray, right: np.ndarray, 
     if dense:
         rows, cols = np.repeat(left, len(right)), np.tile(right, len(left))
         return group_date_agreement(sums, rows, cols).reshape(len(left), len(right))
-    return _pair_signals(sums, left, right)[2]
+    return _pair_signals(sums, left, right, sums)[2]
 
 
 def group_similarity(sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig) -> np.ndarray:
@@ -416,12 +529,15 @@ def group_similarity(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
 
 
 def _similarity_and_dates(
-    sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig
+    sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig, other: _GroupSums | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`group_similarity` and `group_date_agreement` of the same pairs, from one pass."""
-    embedding = pair_cosines(sums.vectors, left, right) / (sums.sizes[left] * sums.sizes[right])
-    words, entities, dates = _pair_signals(sums, left, right)
-    return _combine(embedding, words, entities, (sums.richness[left], sums.richness[right]), dates, config), dates
+    """`group_similarity` and `group_date_agreement` of the same pairs, from one pass (`right` indexes
+    `other` when given)."""
+    other = sums if other is None else other
+    embedding = pair_cosines(sums.vectors, left, right, col_vectors=other.vectors)
+    embedding /= sums.sizes[left] * other.sizes[right]
+    words, entities, dates = _pair_signals(sums, left, right, other)
+    return _combine(embedding, words, entities, (sums.richness[left], other.richness[right]), dates, config), dates
 
 
 def all_group_similarities(
@@ -493,12 +609,10 @@ def _merge_in_time_order(
 
     left, right = _distinct_pairs(labels[graph.rows], labels[graph.cols], groups)
     pair_step = np.maximum(group_step[left], group_step[right])
-    sums = single.combined(_indicator(labels, groups))
     story = np.arange(groups)  # the story of each group, named by its smallest group id
     groups_of: dict[int, np.ndarray] = {}  # the groups of each story of more than one
-    # The current sums of each story of several groups, as plain arrays: summing a big story's groups
-    # again at every step is what would cost.
-    kept: dict[int, tuple] = {}
+    # The current sums of each story: summing a big story's groups again at every step is what would cost.
+    rows = _StoryRows(single.combined(_indicator(labels, groups)))
     for pairs in members_by_part(pair_step, np.bincount(pair_step) > 0):
         a, b = story[left[pairs]], story[right[pairs]]
         opened = step_start[pair_step[pairs[0]]] - window_hours
@@ -506,37 +620,35 @@ def _merge_in_time_order(
         if not keep.any():
             continue
         involved, local = np.unique(np.r_[a[keep], b[keep]], return_inverse=True)
-        grown = np.array([story_id in kept for story_id in involved.tolist()], dtype=bool)
-        order = np.r_[np.flatnonzero(~grown), np.flatnonzero(grown)]
+        order = np.argsort(rows.merged[involved], kind="stable")  # stories of one group first, then the others
         position = np.empty(len(involved), dtype=np.int64)
         position[order] = np.arange(len(involved))
-        parts = [sums.select(involved[~grown])]
-        if grown.any():
-            parts.append(_GroupSums.from_rows([kept[int(x)] for x in involved[grown]], sums))
-        step_sums = _GroupSums.stacked(parts) if len(parts) > 1 else parts[0]
+        step_sums = rows.take(involved[order])
         pairs_kept = int(keep.sum())
         local = position[local]
         joined = _average_linkage(step_sums, local[:pairs_kept], local[pairs_kept:], config)
         sets = members_by_part(joined, np.bincount(joined) > 1)
         if not sets:
             continue
-        rows = np.repeat(np.arange(len(sets)), [len(t) for t in sets])
+        union_of = np.repeat(np.arange(len(sets)), [len(t) for t in sets])
         union = sparse.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, np.concatenate(sets))), shape=(len(sets), len(involved))
+            (np.ones(len(union_of), dtype=np.float32), (union_of, np.concatenate(sets))),
+            shape=(len(sets), len(involved)),
         )
-        joined_sums = step_sums.combined(union)
-        for number, together in enumerate(sets):
+        survivors, absorbed = [], []
+        for together in sets:
             stories_joined = involved[order[together]]
             survivor = int(stories_joined.min())
             merged = np.concatenate([groups_of.get(int(x), np.array([x])) for x in stories_joined])
             story[merged] = survivor
             groups_of[survivor] = merged
             last_hours[survivor] = last_hours[stories_joined].max()
-            for absorbed in stories_joined:
-                if int(absorbed) != survivor:
-                    groups_of.pop(int(absorbed), None)
-                    kept.pop(int(absorbed), None)
-            kept[survivor] = joined_sums.row(number)
+            for gone in stories_joined.tolist():
+                if gone != survivor:
+                    groups_of.pop(gone, None)
+                    absorbed.append(gone)
+            survivors.append(survivor)
+        rows.merge(np.array(survivors), np.array(absorbed, dtype=np.int64), step_sums.combined(union))
     merged = story[labels]
     return merged, groups - len(unique_values(merged))
 
@@ -547,21 +659,34 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     (`merge_cohesion`, see `_cohesive_linkage`)."""
     groups = len(sums.sizes)
     left, right = _distinct_pairs(left, right, groups)
-    # One call for the candidate pairs and each group with itself (its within-similarity).
-    everyone = np.arange(groups)
-    scores = group_similarity(sums, np.r_[left, everyone], np.r_[right, everyone], config)
-    pair_similarity, within = scores[: len(left)], _within_from_self(sums.sizes, scores[len(left) :])
-    body = np.minimum(1.0, sums.richness * config.full_text_words / LEDE_WORDS)
+    pair_similarity = group_similarity(sums, left, right, config)
     strong = pair_similarity >= config.merge_similarity
     linked = sparse.coo_matrix((np.ones(int(strong.sum())), (left[strong], right[strong])), shape=(groups, groups))
     count, component = connected_components(linked, directed=False)
     result = component.copy()
+    if count == groups:  # no pair passes: nothing merges
+        return result
     next_label = count
     # Average linkage can only merge along a pair of groups whose own average passes the threshold, so it
-    # runs per connected component of the strong pairs. A part of two groups is one decision, taken for
-    # all such parts at once; larger small parts get their pair similarities from one vectorized call (a
-    # call per part costs more in overhead than in arithmetic).
+    # runs per connected component of the strong pairs. It needs the within-similarity of each linked group
+    # (its pairs with itself) and, in a part of more than two groups, all their pair similarities: one
+    # vectorized call for all of them but the largest parts' (a call per part costs more in overhead than
+    # in arithmetic). A part of two groups is one decision, taken for all such parts at once.
     sizes = np.bincount(component)
+    parts = members_by_part(component, sizes > 2)
+    small = [part for part in parts if len(part) <= _SMALL_PART]
+    large = [part for part in parts if len(part) > _SMALL_PART]
+    pairs = [_upper_pairs(len(part)) for part in small]
+    linked_groups = np.flatnonzero(sizes[component] > 1)
+    scores = group_similarity(
+        sums,
+        np.concatenate([linked_groups] + [part[i] for part, (i, _) in zip(small, pairs, strict=True)]),
+        np.concatenate([linked_groups] + [part[j] for part, (_, j) in zip(small, pairs, strict=True)]),
+        config,
+    )
+    within = np.full(groups, np.nan)
+    within[linked_groups] = _within_from_self(sums.sizes[linked_groups], scores[: len(linked_groups)])
+    body = np.minimum(1.0, sums.richness * config.full_text_words / LEDE_WORDS)
     if (sizes == 2).any():
         a, b = left[strong], right[strong]
         pairs_of_two = sizes[component[a]] == 2
@@ -569,18 +694,8 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
         apart = _too_loose(similarity, within[a], within[b], body[a], body[b], config.merge_cohesion)
         result[b[apart]] = next_label + np.arange(int(apart.sum()))
         next_label += int(apart.sum())
-    parts = members_by_part(component, sizes > 2)
-    small = [part for part in parts if len(part) <= _SMALL_PART]
-    large = [part for part in parts if len(part) > _SMALL_PART]
-    pairs = [_upper_pairs(len(part)) for part in small]
-    similarities = group_similarity(
-        sums,
-        np.concatenate([part[i] for part, (i, _) in zip(small, pairs, strict=True)] or [np.zeros(0, np.int64)]),
-        np.concatenate([part[j] for part, (_, j) in zip(small, pairs, strict=True)] or [np.zeros(0, np.int64)]),
-        config,
-    )
-    bounds = np.cumsum([0] + [len(i) for i, _ in pairs])
-    condensed = [similarities[bounds[k] : bounds[k + 1]] for k in range(len(small))]
+    bounds = len(linked_groups) + np.cumsum([0] + [len(i) for i, _ in pairs])
+    condensed = [scores[bounds[k] : bounds[k + 1]] for k in range(len(small))]
     condensed += [all_group_similarities(sums, part, config) for part in large]
     for members, part_similarity in zip(small + large, condensed, strict=True):
         flat = _cohesive_linkage(
@@ -642,48 +757,54 @@ def _cohesive_linkage(
     import heapq
 
     m = len(sizes)
-    labels = np.zeros(m, dtype=np.int64)
     if m < 2:
-        return labels
-    matrix = np.zeros((m, m))
-    upper = np.triu_indices(m, 1)
-    matrix[upper] = condensed
-    matrix += matrix.T
-    sizes, body = sizes.copy(), body.copy()
-    weight = np.ones(m)
-    internal_pairs = sizes * (sizes - 1) / 2
-    internal_sum = np.where(internal_pairs > 0, np.nan_to_num(within) * internal_pairs, 0.0)
-    active = np.ones(m, dtype=bool)
-    version = np.zeros(m, dtype=np.int64)
-    owner = np.arange(m)  # which surviving group each original group is in
-    passing = np.flatnonzero(condensed >= threshold)
-    heap = [(-condensed[k], int(upper[0][k]), int(upper[1][k]), 0, 0) for k in passing]
+        return np.zeros(m, dtype=np.int64)
+    # Plain floats and lists: a part holds four groups on average, where numpy's cost per call is all of it.
+    # The arithmetic is the same IEEE double arithmetic, operation for operation.
+    upper_i, upper_j = (index.tolist() for index in _upper_pairs(m))
+    values = condensed.tolist()
+    matrix = [[0.0] * m for _ in range(m)]
+    for value, i, j in zip(values, upper_i, upper_j, strict=True):
+        matrix[i][j] = matrix[j][i] = value
+    sizes, body, within = sizes.tolist(), body.tolist(), within.tolist()
+    weight = [1.0] * m
+    internal_pairs = [size * (size - 1) / 2 for size in sizes]
+    internal_sum = [
+        (0.0 if math.isnan(w) else w) * p if p > 0 else 0.0 for w, p in zip(within, internal_pairs, strict=True)
+    ]
+    active = [True] * m
+    version = [0] * m
+    owner = list(range(m))  # which surviving group each original group is in
+    heap = [(-v, i, j, 0, 0) for v, i, j in zip(values, upper_i, upper_j, strict=True) if v >= threshold]
     heapq.heapify(heap)
     while heap:
         negative, i, j, version_i, version_j = heapq.heappop(heap)
         if not (active[i] and active[j]) or version[i] != version_i or version[j] != version_j:
             continue  # a stale entry: one side has changed since
         similarity = -negative
-        inside_i, inside_j = (internal_sum[g] / internal_pairs[g] if internal_pairs[g] else np.nan for g in (i, j))
+        inside_i, inside_j = (internal_sum[g] / internal_pairs[g] if internal_pairs[g] else math.nan for g in (i, j))
         if _too_loose(similarity, inside_i, inside_j, body[i], body[j], cohesion):
             continue
         # Merge j into i (Lance-Williams update for average linkage).
         total = sizes[i] + sizes[j]
-        row = (weight[i] * matrix[i] + weight[j] * matrix[j]) / (weight[i] + weight[j])
-        weight[i] += weight[j]
-        matrix[i], matrix[:, i] = row, row
-        matrix[i, i] = 0.0
+        weight_i, weight_j = weight[i], weight[j]
+        row = [(weight_i * a + weight_j * b) / (weight_i + weight_j) for a, b in zip(matrix[i], matrix[j], strict=True)]
+        weight[i] += weight_j
+        row[i] = 0.0
+        matrix[i] = row
+        for k in range(m):
+            matrix[k][i] = row[k]
         internal_sum[i] += internal_sum[j] + similarity * sizes[i] * sizes[j]
         body[i] = (sizes[i] * body[i] + sizes[j] * body[j]) / total
         internal_pairs[i] = total * (total - 1) / 2
         sizes[i] = total
         active[j] = False
-        owner[owner == j] = i
+        owner = [i if o == j else o for o in owner]
         version[i] += 1
-        for k in np.flatnonzero(active & (row >= threshold)):
-            if k != i:
-                a, b = (i, int(k)) if i < k else (int(k), i)
-                heapq.heappush(heap, (-row[k], a, b, int(version[a]), int(version[b])))
+        for k in range(m):
+            if k != i and active[k] and row[k] >= threshold:
+                a, b = (i, k) if i < k else (k, i)
+                heapq.heappush(heap, (-row[k], a, b, version[a], version[b]))
     _, labels = np.unique(owner, return_inverse=True)
     return labels
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -43,6 +44,9 @@ class ItemFeatures:
     richness: np.ndarray
     timestamps: np.ndarray  # publication, hours (NaN: unknown): the order of the news and the story window
     dates: DateEvidence  # the dates each item's event may have (`pipeline.eventdates`)
+    # Each item as a group of one (`pipeline.cluster._GroupSums.items`), made once: the cluster stage and the
+    # headline stage's member rows both start from it.
+    group_sums: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -226,12 +230,18 @@ def build_graph(
     return graph
 
 
-def pair_cosines(vectors: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """Dot products of the listed pairs, a chunk at a time (gathering all pairs at once costs 2·pairs·d floats)."""
+def pair_cosines(
+    vectors: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 65536, col_vectors: np.ndarray | None = None
+) -> np.ndarray:
+    """Dot products of the listed pairs, a chunk at a time (gathering all pairs at once costs 2·pairs·d floats).
+
+    `col_vectors`: the second of each pair from these rows instead.
+    """
+    col_vectors = vectors if col_vectors is None else col_vectors
     out = np.empty(len(rows), dtype=np.float32)
     for start in range(0, len(rows), chunk):
         end = start + chunk
-        out[start:end] = np.einsum("ij,ij->i", vectors[rows[start:end]], vectors[cols[start:end]])
+        out[start:end] = np.einsum("ij,ij->i", vectors[rows[start:end]], col_vectors[cols[start:end]])
     return out
 
 
