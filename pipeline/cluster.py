@@ -123,7 +123,11 @@ def member_fit(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean similarity, and mean date agreement, of each of `items` with the other members of its group
     (NaN for a group of one): exactly, from the group's sums less the item's own. `single`: the items'
-    own sums (`_GroupSums.items`), or their features."""
+    own sums (`_GroupSums.items`), or their features.
+
+    A chunk of items at a time: each item needs its own copy of the rest of its group, and 200k such
+    rows at once cost more in fresh memory than in arithmetic.
+    """
     groups = int(labels.max(initial=-1) + 1)
     if isinstance(single, ItemFeatures):
         single = _GroupSums.items(single)
@@ -132,13 +136,57 @@ def member_fit(
     rank[needed] = np.arange(len(needed))
     members = np.flatnonzero(rank[labels] >= 0)
     whole = single.combined(_indicator_of(rank[labels[members]], members, len(needed), len(labels)))
-    own = single.select(items)
-    rest = whole.select(group_of_item).minus(own)
-    alone = rest.sizes < 0.5
-    rest.sizes = np.maximum(rest.sizes, 1.0)  # a group of one: no rest, reported as NaN
-    each = np.arange(len(items))
-    similarity, dates = _similarity_and_dates(own, each, each, config, rest)
-    return np.where(alone, np.nan, similarity), np.where(alone, np.nan, dates)
+    for rows in (whole.backward, whole.mention_backward):
+        if rows is not None:
+            rows.sort_indices()  # for the lookups of `_rest_where`
+    similarity, dates = np.empty(len(items)), np.empty(len(items))
+    for start in range(0, len(items), _FIT_CHUNK):
+        part = slice(start, start + _FIT_CHUNK)
+        own = single.select(items[part])
+        rest = _rest_of_groups(single, whole, own, items[part], group_of_item[part])
+        alone = rest.sizes < 0.5
+        rest.sizes = np.maximum(rest.sizes, 1.0)  # a group of one: no rest, reported as NaN
+        each = np.arange(len(own.sizes))
+        fit, agreement = _similarity_and_dates(own, each, each, config, rest)
+        similarity[part], dates[part] = np.where(alone, np.nan, fit), np.where(alone, np.nan, agreement)
+    return similarity, dates
+
+
+_FIT_CHUNK = 16384  # items: their arrays stay under 32 MB, which the allocator reuses instead of mapping anew
+
+
+def _rest_of_groups(
+    single: _GroupSums, whole: _GroupSums, own: _GroupSums, items: np.ndarray, group_of_item: np.ndarray
+) -> _GroupSums:
+    """Each item's group less the item, `whole.select(group_of_item).minus(own)`, as far as the pair of
+    the item with it needs: its sparse sums on the right side of the pair only (`backward`), and only
+    where the item's own left side has entries, since nothing else is multiplied. A big story's row,
+    copied for each of its members, is what would cost."""
+    values: dict[str, Any] = {name: getattr(whole, name)[group_of_item] - getattr(own, name) for name in _DENSE_FIELDS}
+    for left_name, right_name in _SPARSE_PAIRS:
+        left = getattr(own, left_name)
+        values[left_name] = None
+        values[right_name] = (
+            None if left is None else _rest_where(left, whole, single, right_name, items, group_of_item)
+        )
+    return _GroupSums(**values, layout=single.layout)
+
+
+def _rest_where(
+    left: sparse.csr_matrix, whole: _GroupSums, single: _GroupSums, name: str, items: np.ndarray, groups: np.ndarray
+) -> sparse.csr_matrix:
+    """`whole.<name>[groups] − single.<name>[items]` (zeros dropped, as a subtraction drops them) at the
+    entries of `left`, one row per item; values looked up by binary search in sorted rows."""
+    rows = np.repeat(np.arange(left.shape[0]), np.diff(left.indptr))
+    columns = left.indices
+    rest = (
+        np.asarray(getattr(whole, name)[groups[rows], columns]).ravel()
+        - np.asarray(getattr(single, name)[items[rows], columns]).ravel()
+    )
+    kept = rest != 0
+    indptr = np.zeros(left.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows[kept], minlength=left.shape[0]), out=indptr[1:])
+    return sparse.csr_matrix((rest[kept], columns[kept], indptr), shape=left.shape)
 
 
 def _indicator_of(groups_of: np.ndarray, items: np.ndarray, groups: int, n: int) -> sparse.csr_matrix:
@@ -250,7 +298,7 @@ class _GroupSums:
     The sparse features sit side by side in one matrix, `forward` = [words | names | date cover | date
     mass], and again in `backward` with the two date blocks swapped, so that one elementwise product of
     `forward[a]` and `backward[b]` holds every bilinear signal of the pair (a, b), both date directions
-    included, and one product per block sums them (`_Layout.blocks`). Two sparse products per union
+    included, and one sum per block adds them up (`_Layout.block_of`). Two sparse products per union
     instead of one per signal: the merge runs thousands of small steps.
     """
 
@@ -259,10 +307,12 @@ class _GroupSums:
     richness_sums: np.ndarray
     dated: np.ndarray  # groups × date channels: how many members have a date there
     mentioned: np.ndarray  # the same for members whose dates are only mentions
-    forward: sparse.csr_matrix
+    forward: sparse.csr_matrix | None  # None in sums that are only ever the right side of a pair
     backward: sparse.csr_matrix
-    mention_forward: sparse.csr_matrix  # [date cover | date mass] of the members whose dates are mentions
-    mention_backward: sparse.csr_matrix
+    # [date cover | date mass] of the members whose dates are mentions (None: no item's are, as in a stream
+    # of dated reports; then no step of the merge builds or multiplies them).
+    mention_forward: sparse.csr_matrix | None
+    mention_backward: sparse.csr_matrix | None
     layout: _Layout
 
     @classmethod
@@ -282,6 +332,7 @@ class _GroupSums:
         layout = _Layout(features.words.shape[1], features.entities.shape[1], dates)
         mentions = sparse.diags(dates.mention.astype(np.float32))
         cover, mass = (mentions @ dates.cover).tocsr(), (mentions @ dates.mass).tocsr()
+        mentioned = cover.nnz > 0
         return cls(
             sizes=np.ones(len(features.richness), dtype=np.float32),
             vectors=features.vectors,
@@ -290,26 +341,31 @@ class _GroupSums:
             mentioned=(dates.known & dates.mention[:, None]).astype(np.float64),
             forward=sparse.hstack([features.words, features.entities, dates.cover, dates.mass]).tocsr(),
             backward=sparse.hstack([features.words, features.entities, dates.mass, dates.cover]).tocsr(),
-            mention_forward=sparse.hstack([cover, mass]).tocsr(),
-            mention_backward=sparse.hstack([mass, cover]).tocsr(),
+            mention_forward=sparse.hstack([cover, mass]).tocsr() if mentioned else None,
+            mention_backward=sparse.hstack([mass, cover]).tocsr() if mentioned else None,
             layout=layout,
         )
 
+    def _values(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "layout"}
+
     def minus(self, other: _GroupSums) -> _GroupSums:
         """Row by row, these sums less the other's (a group without some of its members)."""
-        values = {f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self) if f.name != "layout"}
+        values = {k: v if v is None else v - getattr(other, k) for k, v in self._values().items()}
         return _GroupSums(**{k: v.tocsr() if sparse.issparse(v) else v for k, v in values.items()}, layout=self.layout)
 
     def select(self, groups: np.ndarray) -> _GroupSums:
         """The sums of these groups only, in this order."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "layout"}
-        return _GroupSums(**{name: value[groups] for name, value in values.items()}, layout=self.layout)
+        values = {k: v if v is None else v[groups] for k, v in self._values().items()}
+        return _GroupSums(**values, layout=self.layout)
 
     def combined(self, membership: sparse.csr_matrix) -> _GroupSums:
         """Sums of unions of groups: row k of `membership` marks the groups of union k."""
 
-        def total(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
-            if not matrix.nnz:  # e.g. no mentions at all: skip the product
+        def total(matrix: sparse.csr_matrix | None) -> sparse.csr_matrix | None:
+            if matrix is None:
+                return None
+            if not matrix.nnz:  # e.g. no mentions among these groups: skip the product
                 return sparse.csr_matrix((membership.shape[0], matrix.shape[1]), dtype=matrix.dtype)
             return (membership @ matrix).tocsr()
 
@@ -350,13 +406,18 @@ class _StoryRows:
         self.dense = {name: getattr(sums, name) for name in _DENSE_FIELDS}  # taken over, written in place
         self.merged = np.zeros(len(sums.sizes), dtype=bool)  # has a row made by a merge
         self.alive = np.ones(len(sums.sizes), dtype=bool)  # not merged into another story
-        self.sparse = {names: _FlatRows([getattr(sums, name) for name in names]) for names in _SPARSE_PAIRS}
+        self.sparse = {
+            names: _FlatRows([getattr(sums, name) for name in names])
+            for names in _SPARSE_PAIRS
+            if getattr(sums, names[0]) is not None
+        }
 
     def take(self, stories: np.ndarray) -> _GroupSums:
         """The sums of these stories, in this order."""
-        values = {name: dense[stories] for name, dense in self.dense.items()}
-        for names, rows in self.sparse.items():
-            values |= dict(zip(names, rows.take(stories), strict=True))
+        values: dict[str, Any] = {name: dense[stories] for name, dense in self.dense.items()}
+        for names in _SPARSE_PAIRS:
+            rows = self.sparse.get(names)
+            values |= dict(zip(names, (None, None) if rows is None else rows.take(stories), strict=True))
         return _GroupSums(**values, layout=self.layout)
 
     def merge(self, survivors: np.ndarray, absorbed: np.ndarray, sums: _GroupSums) -> None:
@@ -427,9 +488,10 @@ def _rows_of(matrix: sparse.csr_matrix, rows: np.ndarray, last: tuple[int, ...])
     (scipy's row selection costs more in checks than in copying for the hundred rows of a merge step)."""
     starts = matrix.indptr[rows]
     where, indptr = _row_positions(starts, matrix.indptr[rows + 1] - starts)
-    indices = np.r_[matrix.indices[where], np.array(last, dtype=matrix.indices.dtype)]
-    data = np.r_[matrix.data[where], np.zeros(len(last), dtype=matrix.dtype)]
-    return sparse.csr_matrix((data, indices, np.r_[indptr, len(indices)]), shape=(len(rows) + 1, matrix.shape[1]))
+    indices = np.concatenate([matrix.indices[where], np.array(last, dtype=matrix.indices.dtype)])
+    data = np.concatenate([matrix.data[where], np.zeros(len(last), dtype=matrix.dtype)])
+    indptr = np.append(indptr, len(indices))
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(rows) + 1, matrix.shape[1]))
 
 
 class _Layout:
@@ -482,7 +544,7 @@ def _pair_signals(sums: _GroupSums, left: np.ndarray, right: np.ndarray, other: 
     products = block_products(sums.forward, other.backward, layout.block_of, layout.blocks, left, right)
     agree = (products[:, 2 : 2 + k] + products[:, 2 + k : 2 + 2 * k]) / 2
     compared = sums.dated[left] * other.dated[right] - sums.mentioned[left] * other.mentioned[right]
-    if sums.mention_forward.nnz or other.mention_forward.nnz:
+    if sums.mention_forward is not None and sums.mention_forward.nnz:  # none: all products 0
         both_mentions = block_products(
             sums.mention_forward, other.mention_backward, layout.mention_block_of, layout.mention_blocks, left, right
         )
@@ -609,12 +671,13 @@ def _merge_in_time_order(
 
     left, right = _distinct_pairs(labels[graph.rows], labels[graph.cols], groups)
     pair_step = np.maximum(group_step[left], group_step[right])
-    story = np.arange(groups)  # the story of each group, named by its smallest group id
-    groups_of: dict[int, np.ndarray] = {}  # the groups of each story of more than one
+    # The story of each group, named by its smallest group id: a group points to the story it joined, and
+    # that one to the story it joined in turn, up to a story that joined none (`_stories`).
+    story = np.arange(groups)
     # The current sums of each story: summing a big story's groups again at every step is what would cost.
     rows = _StoryRows(single.combined(_indicator(labels, groups)))
     for pairs in members_by_part(pair_step, np.bincount(pair_step) > 0):
-        a, b = story[left[pairs]], story[right[pairs]]
+        a, b = _stories(story, left[pairs]), _stories(story, right[pairs])
         opened = step_start[pair_step[pairs[0]]] - window_hours
         keep = (a != b) & (last_hours[a] >= opened) & (last_hours[b] >= opened)
         if not keep.any():
@@ -630,27 +693,34 @@ def _merge_in_time_order(
         sets = members_by_part(joined, np.bincount(joined) > 1)
         if not sets:
             continue
-        union_of = np.repeat(np.arange(len(sets)), [len(t) for t in sets])
+        together = np.concatenate(sets)  # each set's stories, as positions in the step's sums
+        bounds = np.zeros(len(sets) + 1, dtype=np.int64)
+        np.cumsum([len(stories) for stories in sets], out=bounds[1:])
         union = sparse.csr_matrix(
-            (np.ones(len(union_of), dtype=np.float32), (union_of, np.concatenate(sets))),
-            shape=(len(sets), len(involved)),
+            (np.ones(len(together), dtype=np.float32), together, bounds), shape=(len(sets), len(involved))
         )
-        survivors, absorbed = [], []
-        for together in sets:
-            stories_joined = involved[order[together]]
-            survivor = int(stories_joined.min())
-            merged = np.concatenate([groups_of.get(int(x), np.array([x])) for x in stories_joined])
-            story[merged] = survivor
-            groups_of[survivor] = merged
-            last_hours[survivor] = last_hours[stories_joined].max()
-            for gone in stories_joined.tolist():
-                if gone != survivor:
-                    groups_of.pop(gone, None)
-                    absorbed.append(gone)
-            survivors.append(survivor)
-        rows.merge(np.array(survivors), np.array(absorbed, dtype=np.int64), step_sums.combined(union))
-    merged = story[labels]
+        joined_stories = involved[order[together]]
+        survivors = np.minimum.reduceat(joined_stories, bounds[:-1])
+        last_hours[survivors] = np.maximum.reduceat(last_hours[joined_stories], bounds[:-1])
+        survivor_of = np.repeat(survivors, np.diff(bounds))
+        absorbed = joined_stories != survivor_of
+        story[joined_stories[absorbed]] = survivor_of[absorbed]
+        rows.merge(survivors, joined_stories[absorbed], step_sums.combined(union))
+    merged = _stories(story, labels)
     return merged, groups - len(unique_values(merged))
+
+
+def _stories(story: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The current story of each of `groups`: follow the pointers of `story` up to a story that points to
+    itself, and point the groups straight at it for the next time."""
+    current = story[groups]
+    while True:
+        further = story[current]
+        if np.array_equal(further, current):
+            break
+        current = further
+    story[groups] = current
+    return current
 
 
 def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, config: ClusterConfig) -> np.ndarray:
@@ -661,23 +731,23 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     left, right = _distinct_pairs(left, right, groups)
     pair_similarity = group_similarity(sums, left, right, config)
     strong = pair_similarity >= config.merge_similarity
-    linked = sparse.coo_matrix((np.ones(int(strong.sum())), (left[strong], right[strong])), shape=(groups, groups))
-    count, component = connected_components(linked, directed=False)
+    count, component = _components(left[strong], right[strong], groups)
     result = component.copy()
     if count == groups:  # no pair passes: nothing merges
         return result
     next_label = count
     # Average linkage can only merge along a pair of groups whose own average passes the threshold, so it
     # runs per connected component of the strong pairs. It needs the within-similarity of each linked group
-    # (its pairs with itself) and, in a part of more than two groups, all their pair similarities: one
-    # vectorized call for all of them but the largest parts' (a call per part costs more in overhead than
-    # in arithmetic). A part of two groups is one decision, taken for all such parts at once.
+    # of several members (its pairs with itself; a group of one has none) and, in a part of more than two
+    # groups, all their pair similarities: one vectorized call for all of them but the largest parts' (a
+    # call per part costs more in overhead than in arithmetic). A part of two groups is one decision, taken
+    # for all such parts at once.
     sizes = np.bincount(component)
     parts = members_by_part(component, sizes > 2)
     small = [part for part in parts if len(part) <= _SMALL_PART]
     large = [part for part in parts if len(part) > _SMALL_PART]
     pairs = [_upper_pairs(len(part)) for part in small]
-    linked_groups = np.flatnonzero(sizes[component] > 1)
+    linked_groups = np.flatnonzero((sizes[component] > 1) & (sums.sizes > 1))
     scores = group_similarity(
         sums,
         np.concatenate([linked_groups] + [part[i] for part, (i, _) in zip(small, pairs, strict=True)]),
@@ -710,6 +780,28 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
             result[members[flat > 0]] = flat[flat > 0] - 1 + next_label
             next_label += int(flat.max())
     return result
+
+
+def _components(left: np.ndarray, right: np.ndarray, nodes: int) -> tuple[int, np.ndarray]:
+    """The connected components of a graph with these edges, numbered as scipy's `connected_components`
+    numbers them (in the order of their first node): a union-find over the few edges of a merge step,
+    where scipy's checks of the graph cost more than the walk."""
+    parent = list(range(nodes))
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        while parent[a] != a:
+            parent[a] = a = parent[parent[a]]
+        while parent[b] != b:
+            parent[b] = b = parent[parent[b]]
+        parent[max(a, b)] = min(a, b)
+    number: dict[int, int] = {}
+    labels = []
+    for node in range(nodes):
+        root = node
+        while parent[root] != root:
+            root = parent[root]
+        parent[node] = root
+        labels.append(number.setdefault(root, len(number)))
+    return len(number), np.array(labels, dtype=np.int32)
 
 
 @functools.lru_cache(maxsize=256)
@@ -805,8 +897,8 @@ def _cohesive_linkage(
             if k != i and active[k] and row[k] >= threshold:
                 a, b = (i, k) if i < k else (k, i)
                 heapq.heappush(heap, (-row[k], a, b, version[a], version[b]))
-    _, labels = np.unique(owner, return_inverse=True)
-    return labels
+    rank = {group: number for number, group in enumerate(sorted(set(owner)))}
+    return np.array([rank[group] for group in owner], dtype=np.int64)
 
 
 def _distinct_pairs(left: np.ndarray, right: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ building one datasketch object per item costs about 150 µs, half a minute at 20
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -48,22 +49,20 @@ def shingles(text: str, size: int) -> set[bytes]:
 def signatures(texts: list[str], config: NearDuplicateConfig) -> tuple[np.ndarray, np.ndarray]:
     """datasketch MinHash signatures (n × num_perm, uint32) of each text's shingles; `has_shingles` per text."""
     from datasketch import MinHash
-    from datasketch.hashfunc import sha1_hash32
 
     template = MinHash(num_perm=config.num_perm, seed=1, scheme="affine32")
     a, b = (np.asarray(p, dtype=np.uint32) for p in template.permutations)
-    vocabulary: dict[bytes, int] = {}
-    owner: list[int] = []
-    shingle_ids: list[int] = []
-    for item, text in enumerate(texts):
-        for gram in shingles(text, config.shingle_words):
-            shingle_ids.append(vocabulary.setdefault(gram, len(vocabulary)))
-            owner.append(item)
-    hashes = _murmur_finalizer(np.array([sha1_hash32(g) for g in vocabulary], dtype=np.uint32))
+    per_text = [shingles(text, config.shingle_words) for text in texts]
+    grams = [gram for found in per_text for gram in found]
+    vocabulary = {gram: number for number, gram in enumerate(dict.fromkeys(grams))}
+    # datasketch's sha1_hash32: the first 4 bytes of each shingle's SHA-1, little-endian.
+    digests = b"".join(hashlib.sha1(gram).digest()[:4] for gram in vocabulary)
+    hashes = _murmur_finalizer(np.frombuffer(digests, dtype="<u4"))
     result = np.full((len(texts), config.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-    if not owner:
+    if not grams:
         return result, np.zeros(len(texts), dtype=bool)
-    owner_array, ids = np.array(owner), np.array(shingle_ids)
+    owner_array = np.repeat(np.arange(len(texts)), [len(found) for found in per_text])
+    ids = np.fromiter(map(vocabulary.__getitem__, grams), dtype=np.int64, count=len(grams))
     starts = np.flatnonzero(np.r_[True, owner_array[1:] != owner_array[:-1]])
     ends = np.r_[starts[1:], len(ids)]
     rows_per_block = max(1, (1 << 25) // config.num_perm)  # about 128 MB of products at a time

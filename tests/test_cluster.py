@@ -175,3 +175,95 @@ def test_two_tight_groups_of_full_texts_stay_apart_when_they_are_less_alike_acro
     assert headlines[0] == headlines[1]
     loose = _cohesive_linkage(condensed, sizes, np.array([0.55, 0.8]), np.ones(2), 0.35, 0.85)
     assert loose[0] == loose[1]  # as alike across as the looser one is within: one event
+
+
+def test_single_linkage_tree_equals_hdbscans_label() -> None:
+    from hdbscan._hdbscan_linkage import label
+    from scipy import sparse
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    from pipeline.cluster import single_linkage_tree
+
+    rng = np.random.default_rng(6)
+    for n in (2, 3, 10, 300):
+        weights = rng.random((n, n)).round(2) + 0.01  # rounded: ties in weight, kept in edge order
+        tree = minimum_spanning_tree(sparse.csr_matrix(np.triu(weights, 1))).tocoo()
+        edges = np.column_stack([tree.row, tree.col, tree.data]).astype(np.float64)
+        edges = edges[np.argsort(edges[:, 2], kind="stable")]
+        assert np.array_equal(single_linkage_tree(edges), label(edges))
+
+
+def test_components_are_numbered_as_scipy_numbers_them() -> None:
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    from pipeline.cluster import _components
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(1, 40))
+        left, right = rng.integers(0, n, int(rng.integers(0, 2 * n))), rng.integers(0, n, int(rng.integers(0, 2 * n)))
+        right = right[: len(left)]
+        left = left[: len(right)]
+        expected = connected_components(
+            sparse.coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n)), directed=False
+        )
+        count, labels = _components(left, right, n)
+        assert count == expected[0] and np.array_equal(labels, expected[1])
+
+
+def test_a_pair_of_groups_scores_the_same_whatever_else_is_in_the_call() -> None:
+    from pipeline.cluster import _GroupSums, group_similarity
+
+    rng = np.random.default_rng(8)
+    vectors = unit(rng.normal(size=(30, 6)).tolist())
+    texts = [f"item {i} about {'markets in Tokyo' if i % 3 else 'Ukraine and NATO'} number {i % 5}" for i in range(30)]
+    near = find_near_duplicates(texts, [str(i) for i in range(30)], NearDuplicateConfig())
+    graph = build_graph(texts, vectors, np.arange(30) * 7.0, near, ClusterConfig())
+    sums = _GroupSums.of(graph.features, rng.permutation(np.arange(30) % 10))
+    left, right = np.triu_indices(10, 1)
+    everything = group_similarity(sums, left, right, ClusterConfig())
+    for k in range(len(left)):  # alone, the pair's sums are added in the same order: the same bits
+        assert group_similarity(sums, left[k : k + 1], right[k : k + 1], ClusterConfig())[0] == everything[k]
+
+
+def test_member_fit_is_the_similarity_of_the_member_with_the_rest_of_its_group() -> None:
+    from pipeline.cluster import _GroupSums, group_similarity, member_fit
+
+    rng = np.random.default_rng(9)
+    vectors = unit(rng.normal(size=(24, 6)).tolist())
+    texts = [f"report {i} on {'the Kokomo shooting' if i % 2 else 'Fed rates'} with {i % 4} names" for i in range(24)]
+    near = find_near_duplicates(texts, [str(i) for i in range(24)], NearDuplicateConfig())
+    hours = np.where(np.arange(24) % 5 == 0, np.nan, np.arange(24) * 20.0)
+    graph = build_graph(texts, vectors, hours, near, ClusterConfig())
+    labels = rng.integers(0, 4, 24)
+    items = np.arange(0, 24, 3)
+    fit, _ = member_fit(graph.features, labels, items, ClusterConfig())
+    for item, value in zip(items, fit, strict=True):
+        apart = np.where(np.arange(24) == item, 4, labels)  # the item alone, its group without it
+        sums = _GroupSums.of(graph.features, apart)
+        if (apart == labels[item]).any():
+            expected = group_similarity(sums, np.array([4]), np.array([labels[item]]), ClusterConfig())[0]
+            assert np.isclose(value, expected, atol=1e-5)
+        else:
+            assert np.isnan(value)
+
+
+def test_story_rows_keep_the_current_row_of_each_story_through_growth() -> None:
+    from scipy import sparse
+
+    from pipeline.cluster import _FlatRows
+
+    rng = np.random.default_rng(10)
+    first = sparse.random(6, 50, density=0.2, format="csr", random_state=1, dtype=np.float32)
+    rows = _FlatRows([first, first.copy()])
+    current = {k: first[k].toarray() for k in range(6)}
+    alive = np.ones(6, dtype=bool)
+    for _ in range(40):  # enough new rows to grow the flat arrays several times
+        stories = np.unique(rng.integers(0, 6, 2))
+        new = sparse.random(len(stories), 50, density=0.5, format="csr", random_state=rng, dtype=np.float32)
+        rows.replace(stories, [new, new], alive)
+        current |= {int(s): new[k].toarray() for k, s in enumerate(stories)}
+        taken, again = rows.take(np.arange(6)[::-1])
+        assert all(np.array_equal(taken[5 - k].toarray(), current[k]) for k in range(6))
+        assert (taken != again).nnz == 0

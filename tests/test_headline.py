@@ -44,6 +44,8 @@ def test_style_marks_questions_labels_cuts_and_length() -> None:
     assert style_penalty("Four people shot outside", True)[1] == ("cut",)
     assert style_penalty("Shots fired", False)[1] == ("too short",)
     assert "all capitals" in style_penalty("FOUR PEOPLE SHOT OUTSIDE KOKOMO BAR", False)[1]
+    assert "all capitals" in style_penalty("ÉMEUTES À PARIS APRÈS LE MATCH", False)[1]
+    assert "all capitals" not in style_penalty("ⒶⒷⒸⒹ Ⅷ Ⅸ four people shot", False)[1]  # upper case, not letters
 
 
 def test_without_titles_the_first_complete_sentence_is_used() -> None:

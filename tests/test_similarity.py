@@ -15,3 +15,32 @@ def test_term_weights_come_from_a_fixed_reference_not_the_batch() -> None:
     crowd = _tfidf_matrices(pair + ["Kokomo council meets", "Markets fall in Tokyo"] * 20)
     for small, large in zip(alone, crowd, strict=True):
         assert np.isclose((small[0] @ small[1].T).toarray()[0, 0], (large[0] @ large[1].T).toarray()[0, 0])
+
+
+def test_wire_copies_get_the_rows_of_their_text() -> None:
+    from pipeline.similarity import _tfidf_matrices
+
+    texts = ["Shooting at Kokomo bar sends 4 to hospital", "Four people shot outside Kokomo nightclub", "Fed holds"]
+    once = _tfidf_matrices(texts)
+    copied = _tfidf_matrices([texts[2], *texts, texts[0]])
+    for alone, with_copies in zip(once, copied, strict=True):
+        for row, text in ((0, 1), (1, 2), (2, 3), (0, 4), (2, 0)):  # (row of `texts`, row with the copies)
+            assert (alone[row] != with_copies[text]).nnz == 0
+
+
+def test_pairs_of_date_sets_looked_up_agree_as_computed_pair_by_pair() -> None:
+    from datetime import datetime
+
+    from pipeline.eventdates import date_evidence
+    from pipeline.similarity import _date_kinds, _pair_agreement, date_agreement
+
+    rng = np.random.default_rng(3)
+    n = 300
+    published = [None if rng.random() < 0.2 else datetime(2016, 5, int(rng.integers(1, 6))) for _ in range(n)]
+    bodies = ["On Monday" if rng.random() < 0.3 else "May 2, 2016" if rng.random() < 0.3 else "" for _ in range(n)]
+    dates = date_evidence(bodies, published, 2.0)
+    rows, cols = rng.integers(0, n, 5000), rng.integers(0, n, 5000)
+    assert 20 < len(_date_kinds(dates)[1]) ** 2 < 5000
+    direct = _pair_agreement(dates, rows, cols)
+    assert np.array_equal(date_agreement(dates, rows, cols), direct)  # few date sets: the looked-up path
+    assert np.array_equal(date_agreement(dates, rows[:20], cols[:20]), direct[:20])  # few pairs: computed
