@@ -63,7 +63,8 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
     """Wall seconds and peak resident memory of one whole child process.
 
     The peak is the child's own high-water mark (VmHWM in /proc, sampled until it exits): wait4's ru_maxrss
-    would count the pages the child shared with this (large) benchmark process before exec.
+    would count the pages the child shared with this (large) benchmark process before exec. A peak held for
+    less than the sampling interval (5 ms in the first second, then 50 ms) can be missed.
     """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
@@ -74,7 +75,7 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            time.sleep(0.05)
+            time.sleep(0.005 if time.perf_counter() - start < 1 else 0.05)
         seconds = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)

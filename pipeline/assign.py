@@ -7,12 +7,9 @@ and each touched story gets its canonical headline.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,7 +53,7 @@ def assign_stories(
     """
     from threadpoolctl import threadpool_limits
 
-    from pipeline.cluster import member_fit, members_by_part
+    from pipeline.cluster import collector_paused, member_fit, members_by_part
     from pipeline.headline import HeadlineCandidate, choose_headline
 
     plan = StoryPlan()
@@ -111,7 +108,7 @@ def assign_stories(
     now = datetime.now()
     # One BLAS thread: a story's products are small, and waking a second thread for each costs more than
     # the product (2.8 s against 0.4 s for the pairwise similarities at 200k items on 2 cores); same results.
-    with threadpool_limits(limits=1, user_api="blas"), _without_cycle_collection():
+    with threadpool_limits(limits=1, user_api="blas"), collector_paused():
         for story in sorted(plan.touched):
             members = sorted(by_story[story])
             plan.members.extend(evidence.rows(story, members, n_context))
@@ -142,20 +139,6 @@ def assign_stories(
                 }
             )
     return plan
-
-
-@contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """The garbage collector paused: the member and story rows are a million new dicts and lists, none in a
-    cycle, and each time they add up to a quarter of the live objects the collector walks all of them
-    (1.5 s at 200k items). It resumes, as it was, afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass

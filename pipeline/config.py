@@ -79,7 +79,7 @@ class ClusterConfig:
     min_samples: int = 1
     attach_similarity: float = 0.2
     merge_similarity: float = 0.33
-    merge_cohesion: float = 0.85
+    merge_cohesion: float = 0.74
     merge_step_minutes: float = 30.0
 
     def validate(self) -> None:

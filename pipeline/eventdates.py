@@ -108,6 +108,8 @@ def date_sets(body: str, published: datetime | None) -> tuple[list[date], bool]:
     if published is None:
         return sorted(set(mentioned_dates(body, None))), False
     day = published.date()
+    if not body:  # a bare headline: its publication date (most items of a headline stream)
+        return [day], True
     low, high = day - timedelta(days=LOOKBACK_DAYS), day + timedelta(days=1)
     return sorted({day, *(d for d in mentioned_dates(body, day) if low <= d <= high)}), True
 
@@ -228,11 +230,14 @@ def _channel(bins: list[list[int]], tolerance: float) -> tuple[sparse.csr_matrix
     spread_rows = np.repeat(rows, len(offsets))
     spread_cols = (columns[:, None] + offsets[None, :]).ravel()
     spread_vals = np.tile(weights, len(rows))
-    order = np.lexsort((-spread_vals, spread_cols, spread_rows))
-    spread_rows, spread_cols, spread_vals = spread_rows[order], spread_cols[order], spread_vals[order]
-    first = np.r_[True, (spread_rows[1:] != spread_rows[:-1]) | (spread_cols[1:] != spread_cols[:-1])]
+    # Sorted by item and bin (already nearly so: one item's dates follow each other), the closest per bin.
+    keys = spread_rows * width + spread_cols
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    closest = np.maximum.reduceat(spread_vals[order], first)
     cover = sparse.csr_matrix(
-        (spread_vals[first], (spread_rows[first], spread_cols[first])), shape=(n, width), dtype=np.float32
+        (closest, (keys[first] // width, keys[first] % width)), shape=(n, width), dtype=np.float32
     )
     return cover, mass
 

@@ -178,13 +178,13 @@ def _explain(
     explanation.story = [
         Signal("stories' mean similarity across all pairs", _round(stories.similarity), f">= cluster.merge_similarity {rules.merge_similarity}", stories.similarity >= rules.merge_similarity),
         Signal("stories' mean date agreement", _round(stories.date_agreement)),
-        Signal(f"within {story_of[a]}", _round(stories.within[0])),
-        Signal(f"within {story_of[b]}", _round(stories.within[1])),
+        Signal(f"names signal within {story_of[a]}", _round(stories.within[0])),
+        Signal(f"names signal within {story_of[b]}", _round(stories.within[1])),
         Signal(
-            "cohesion: as alike across as within",
-            _round(stories.similarity),
+            "cohesion: as alike in names across as within",
+            _round(stories.names),
             f">= {stories.cohesion_needed:.3f} (cluster.merge_cohesion {rules.merge_cohesion} x the lower within)" if stories.cohesion_needed else "does not apply (a story of one, or bare headlines)",
-            None if not stories.cohesion_needed else stories.similarity >= stories.cohesion_needed,
+            None if not stories.cohesion_needed else stories.names >= stories.cohesion_needed,
         ),
         Signal(
             f"{items[a].article_id}: mean similarity with {story_of[b]}",

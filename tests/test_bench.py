@@ -52,7 +52,10 @@ def test_baselines_group_what_they_should() -> None:
 
 
 def test_measure_reports_exit_code_time_and_peak_memory() -> None:
-    result = measure([sys.executable, "-c", "import sys; x = bytearray(50_000_000); sys.exit(3)"])
+    held = (
+        "import sys, time; x = bytearray(50_000_000); x[::4096] = b'1' * len(x[::4096]); time.sleep(0.3); sys.exit(3)"
+    )
+    result = measure([sys.executable, "-c", held])
     assert result.returncode == 3
     assert result.peak_mb >= 45
     assert result.seconds > 0

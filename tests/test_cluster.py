@@ -56,8 +56,16 @@ def test_sparse_hdbscan_matches_hdbscan_on_the_full_graph() -> None:
     dense = np.linalg.norm(points[:, None] - points[None], axis=2)
     graph = sparse.csr_matrix(dense)  # every pair present, no zeros off the diagonal
     for min_samples in (1, 3):
-        expected = hdbscan.HDBSCAN(metric="precomputed", min_cluster_size=3, min_samples=min_samples).fit_predict(dense)
-        assert list(sparse_hdbscan(graph, 3, min_samples)) == list(expected)
+        for selection in ("eom", "leaf"):
+            reference = hdbscan.HDBSCAN(
+                metric="precomputed", min_cluster_size=3, min_samples=min_samples, cluster_selection_method=selection
+            )
+            got, expected = sparse_hdbscan(graph, 3, min_samples, selection), reference.fit_predict(dense)
+            # The same clusters and noise (leaves may be numbered in another order: our spanning tree's).
+            assert ((got[:, None] == got[None, :]) == (expected[:, None] == expected[None, :])).all()
+            assert ((got < 0) == (expected < 0)).all()
+            if selection == "eom":
+                assert list(got) == list(expected)
 
 
 def test_approximate_neighbours_find_nearly_all_exact_ones() -> None:
@@ -267,3 +275,15 @@ def test_story_rows_keep_the_current_row_of_each_story_through_growth() -> None:
         taken, again = rows.take(np.arange(6)[::-1])
         assert all(np.array_equal(taken[5 - k].toarray(), current[k]) for k in range(6))
         assert (taken != again).nnz == 0
+
+
+def test_cohesion_compares_the_names_signal_when_it_is_given() -> None:
+    from pipeline.cluster import _cohesive_linkage
+
+    # Alike by similarity (0.7 across, within 0.8), but naming other names across (0.2) than within (0.6).
+    condensed, names = np.array([0.7]), np.array([0.2])
+    sizes, within = np.array([3.0, 3.0]), np.array([0.6, 0.6])
+    apart = _cohesive_linkage(condensed, sizes, within, np.ones(2), 0.35, 0.74, names)
+    assert apart[0] != apart[1]
+    together = _cohesive_linkage(condensed, sizes, within, np.ones(2), 0.35, 0.74, np.array([0.5]))
+    assert together[0] == together[1]
