@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, markdown_table, measure, write_results
+from bench.common import machine, markdown_table, measure, uncapped_config, write_results
 from bench.headlines import RULES, headline_scores
 from bench.slices import memberships
 from pipeline.config import load_config
@@ -33,6 +33,7 @@ SETS = ("gvc-val", "ecbplus", "uci-news-head")
 
 def cli_run(inputs: list[Path], db: Path) -> None:
     command = [sys.executable, "-m", "pipeline.cli", "run", *map(str, inputs), "--db", str(db), "-q"]
+    command += ["--config", str(uncapped_config(db.parent))]
     result = measure(command, {"HF_HUB_OFFLINE": "1"})
     if result.returncode != 0:
         raise SystemExit(f"storyclust run failed: {result.stderr.strip().splitlines()[-1:]}")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine, markdown_table, measure, write_results
+from bench.common import machine, markdown_table, measure, uncapped_config, write_results
 from bench.stream import generate, templates_from, write_jsonl
 from pipeline.config import Config, load_config
 from pipeline.embed import Embedder, model_id
@@ -81,6 +81,7 @@ def bench_point(n: int, records: list[dict], work: Path, config: Config, cache: 
     db = work / f"stream-{n}.duckdb"
     seeded = seed_database(db, docs, config, cache[0], cache[1])
     command = [sys.executable, "-m", "pipeline.cli", "run", str(docs), "--db", str(db), "-q", "--log-format", "json"]
+    command += ["--config", str(uncapped_config(work))]
     result = measure(command, {"HF_HUB_OFFLINE": "1"})
     if result.returncode != 0:
         raise SystemExit(f"storyclust run failed on {n} items: {result.stderr.strip().splitlines()[-1:]}")
