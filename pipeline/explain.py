@@ -88,19 +88,10 @@ def _vectors(store: Any, items: list[Article], config: Config) -> np.ndarray:
 
 def _evidence(items: list[Article], vectors: np.ndarray, config: Config) -> Any:
     from pipeline.dedup import find_near_duplicates
-    from pipeline.eventdates import date_evidence
-    from pipeline.similarity import build_graph
+    from pipeline.similarity import item_evidence
 
-    texts = [a.content for a in items]
-    hours = np.array([a.published_at.timestamp() / 3600 if a.published_at else np.nan for a in items])
-    dates = date_evidence(
-        [a.text for a in items],
-        [a.published_at for a in items],
-        config.cluster.time_scale_hours / 24,
-        [a.title for a in items],
-    )
-    near = find_near_duplicates(texts, [a.content_hash for a in items], config.near_duplicates)
-    return build_graph(texts, vectors, hours, near, config.cluster, dates)
+    near = find_near_duplicates([a.content for a in items], [a.content_hash for a in items], config.near_duplicates)
+    return item_evidence(items, vectors, near, config.cluster)
 
 
 def _explain(

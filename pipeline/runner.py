@@ -263,8 +263,7 @@ def _cluster_new(
     from pipeline.cluster import cluster
     from pipeline.dedup import find_near_duplicates, signature_scheme, signatures
     from pipeline.embed import Embedder, model_id
-    from pipeline.eventdates import date_evidence
-    from pipeline.similarity import build_graph
+    from pipeline.similarity import item_evidence
     from pipeline.store import article_from_row
 
     dates = [a.published_at for a in new if a.published_at is not None]
@@ -297,14 +296,7 @@ def _cluster_new(
         )
 
     with timer.stage("evidence", len(items)) as counts:
-        hours = np.array([a.published_at.timestamp() / 3600 if a.published_at else np.nan for a in items])
-        dates = date_evidence(
-            [a.text for a in items],
-            [a.published_at for a in items],
-            config.cluster.time_scale_hours / 24,
-            [a.title for a in items],
-        )
-        graph = build_graph(texts, vectors, hours, near, config.cluster, dates)
+        graph = item_evidence(items, vectors, near, config.cluster)
         counts.update(candidate_pairs=len(graph.rows))
 
     with timer.stage("cluster", len(items)) as counts:

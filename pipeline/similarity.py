@@ -383,3 +383,14 @@ def _shared_neighbours(graph: EvidenceGraph, k: int) -> np.ndarray:
     c = np.concatenate([full.indices[top], np.arange(n)])
     membership = sparse.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(n, n))
     return sparse_pair_products(membership, graph.rows, graph.cols) / (k + 1)
+
+
+def item_evidence(
+    items: list[Any], vectors: np.ndarray, near_duplicates: NearDuplicates, config: ClusterConfig
+) -> EvidenceGraph:
+    """The evidence stage over articles (`pipeline.records.Article`): their event dates, then the graph."""
+    hours = np.array([a.published_at.timestamp() / 3600 if a.published_at else np.nan for a in items])
+    dates = date_evidence(
+        [a.text for a in items], [a.published_at for a in items], config.time_scale_hours / 24, [a.title for a in items]
+    )
+    return build_graph([a.content for a in items], vectors, hours, near_duplicates, config, dates)
