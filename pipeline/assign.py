@@ -53,8 +53,9 @@ def assign_stories(
     """
     from threadpoolctl import threadpool_limits
 
-    from pipeline.cluster import collector_paused, member_fit, members_by_part
+    from pipeline.cluster import member_fit, members_by_part
     from pipeline.headline import HeadlineCandidate, choose_headline
+    from pipeline.similarity import collector_paused
 
     plan = StoryPlan()
     n_context = len(context_story)

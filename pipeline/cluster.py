@@ -27,11 +27,8 @@ and two stored stories join only when the new reports make their average pass th
 from __future__ import annotations
 
 import functools
-import gc
 import math
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -42,7 +39,7 @@ from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from pipeline.arrays import unique_values
 from pipeline.config import ClusterConfig
 from pipeline.eventdates import CHANNELS, DateEvidence
-from pipeline.similarity import EvidenceGraph, ItemFeatures, pair_cosines
+from pipeline.similarity import EvidenceGraph, ItemFeatures, collector_paused, pair_cosines
 
 
 @dataclass
@@ -73,20 +70,6 @@ def cluster(
     return Clustering(labels=_relabel(merged), cores=int(cores.max(initial=-1) + 1), attached=attached, merges=merges)
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused, then resumed as it was. The linkage and the member rows make
-    millions of small lists, tuples and dicts, none in a cycle, and each time they add up to a quarter
-    of the live objects the collector walks every object of the run (about 1 s per stage at 200k items)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarray) -> tuple[np.ndarray, int]:
     """HDBSCAN labels of the free items (noise gets its own label), noise attached to strong neighbours."""
     free = fixed < 0
@@ -95,12 +78,12 @@ def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarra
     next_label = int(labels.max(initial=-1) + 1)
     distance = graph.matrix(np.maximum(1e-6, 2.0 - 2.0 * np.clip(graph.density, 0.0, 1.0)))
     free_index = np.flatnonzero(free)
-    free_distance = distance[free_index][:, free_index].tocsr()
+    free_distance = _among(distance, free_index)
     count, component = connected_components(free_distance, directed=False)
     sizes = np.bincount(component, minlength=count)
     for inside in members_by_part(component, sizes > config.min_cluster_size):
         found = sparse_hdbscan(
-            free_distance[inside][:, inside], config.min_cluster_size, config.min_samples, selection="leaf"
+            _among(free_distance, inside), config.min_cluster_size, config.min_samples, selection="leaf"
         )
         clustered = found >= 0
         labels[free_index[inside[clustered]]] = found[clustered] + next_label
@@ -112,6 +95,12 @@ def _density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarra
     noise = np.flatnonzero(labels < 0)
     labels[noise] = next_label + np.arange(len(noise))
     return labels, attached
+
+
+def _among(matrix: sparse.csr_matrix, items: np.ndarray) -> sparse.csr_matrix:
+    """The rows and columns of these (sorted, distinct) items; the matrix itself when they are all of them
+    (a run of new items only, one connected batch: the copies cost a second at 200k items)."""
+    return matrix if len(items) == matrix.shape[0] else matrix[items][:, items].tocsr()
 
 
 def _cohesive_cores(single: _GroupSums, labels: np.ndarray, fixed: np.ndarray, config: ClusterConfig) -> np.ndarray:
@@ -264,26 +253,18 @@ def single_linkage_tree(edges: np.ndarray) -> np.ndarray:
     n = len(edges) + 1
     parent = list(range(2 * n - 1))
     size = [1] * n + [0] * (n - 1)
-    ends = edges[:, :2].astype(np.intp).tolist()
-    roots = []
-    for step, (a, b) in enumerate(ends):
-        pair = []
-        for node in (a, b):
-            root = node
-            while parent[root] != root:
-                root = parent[root]
-            while parent[node] != root:  # point the path at its root: later finds are short
-                parent[node], node = root, parent[node]
-            pair.append(root)
-        union = n + step
-        parent[pair[0]] = parent[pair[1]] = union
-        size[union] = size[pair[0]] + size[pair[1]]
-        roots.append((pair[0], pair[1], size[union]))
-    tree = np.zeros((len(edges), 4))
-    if roots:
-        tree[:, [0, 1, 3]] = roots
-    tree[:, 2] = edges[:, 2]
-    return tree
+    one_end, other_end, union_size = edges[:, 0].astype(np.intp).tolist(), edges[:, 1].astype(np.intp).tolist(), []
+    for step in range(n - 1):
+        a, b = one_end[step], other_end[step]
+        while parent[a] != a:  # halving the path on the way: later finds are short
+            parent[a] = a = parent[parent[a]]
+        while parent[b] != b:
+            parent[b] = b = parent[parent[b]]
+        one_end[step], other_end[step] = a, b
+        parent[a] = parent[b] = n + step
+        size[n + step] = size[a] + size[b]
+        union_size.append(size[n + step])
+    return np.column_stack([one_end, other_end, edges[:, 2], union_size]).astype(np.float64).reshape(-1, 4)
 
 
 def _kth_smallest_per_row(matrix: sparse.csr_matrix, k: int) -> np.ndarray:
@@ -801,7 +782,7 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     (`merge_cohesion`, see `_cohesive_linkage`)."""
     groups = len(sums.sizes)
     left, right = _distinct_pairs(left, right, groups)
-    pair_similarity = group_similarity(sums, left, right, config)
+    pair_similarity, pair_names = group_similarity_and_names(sums, left, right, config)
     strong = pair_similarity >= config.merge_similarity
     count, component = _components(left[strong], right[strong], groups)
     result = component.copy()
@@ -832,8 +813,7 @@ def _average_linkage(sums: _GroupSums, left: np.ndarray, right: np.ndarray, conf
     if (sizes == 2).any():
         a, b = left[strong], right[strong]
         pairs_of_two = sizes[component[a]] == 2
-        a, b = a[pairs_of_two], b[pairs_of_two]
-        across = group_similarity_and_names(sums, a, b, config)[1]
+        a, b, across = a[pairs_of_two], b[pairs_of_two], pair_names[strong][pairs_of_two]
         apart = _too_loose(across, within[a], within[b], body[a], body[b], config.merge_cohesion)
         result[b[apart]] = next_label + np.arange(int(apart.sum()))
         next_label += int(apart.sum())

@@ -54,8 +54,11 @@ def clean_text(value: str | None) -> str:
     text = unicodedata.normalize("NFKC", text)
     if not text.isascii():
         text = _ZERO_WIDTH.sub("", text)
-    if "\\" in text:
-        text = _ESCAPED_PUNCT.sub(r"\1", text)
+    while "\\" in text:  # an escaped backslash before the punctuation: unescape until none is left
+        unescaped = _ESCAPED_PUNCT.sub(r"\1", text)
+        if unescaped == text:
+            break
+        text = unescaped
     return " ".join(text.split())  # what `\s+` → " " and strip() give: both split on str.isspace()
 
 

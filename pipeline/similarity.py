@@ -18,7 +18,10 @@ cost grows with n·k, not n². For each pair:
 from __future__ import annotations
 
 import functools
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -70,6 +73,21 @@ class EvidenceGraph:
         """A symmetric sparse n×n matrix of one signal."""
         upper = sparse.coo_matrix((values, (self.rows, self.cols)), shape=(self.n, self.n))
         return (upper + upper.T).tocsr()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused, then resumed as it was. The evidence, the linkage and the member
+    rows make millions of small lists, tuples and dicts, none in a cycle, and each time they add up to a
+    quarter of the live objects the collector walks every object of the run (about 1 s per stage at 200k
+    items)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -166,6 +184,7 @@ def exact_neighbours(vectors: np.ndarray, k: int, block_bytes: int = 1 << 28) ->
     return index, sims
 
 
+@collector_paused()
 def build_graph(
     texts: list[str],
     vectors: np.ndarray,
@@ -189,7 +208,7 @@ def build_graph(
     low, high = np.minimum(rows, cols), np.maximum(rows, cols)
     keep = low != high
     all_keys = low[keep].astype(np.int64) * n + high[keep]
-    keys, first = np.unique(all_keys, return_index=True) if n else (np.zeros(0, dtype=np.int64), np.zeros(0, int))
+    keys, first = _unique_first(all_keys)
     rows, cols = (keys // n).astype(np.int64), (keys % n).astype(np.int64)
 
     # The neighbour search already scored its pairs; only the other pairs need a dot product.
@@ -228,6 +247,19 @@ def build_graph(
     )
     graph.density = (0.5 * _shared_neighbours(graph, config.shared_neighbours) + 0.5 * similarity).astype(np.float32)
     return graph
+
+
+def _unique_first(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(keys, return_index=True)` for non-negative keys: the distinct keys, sorted, and where each
+    first occurs. One sort of the keys with their positions packed into the low bits when both fit in 63
+    bits (a third faster on the 6.6M candidate pairs of 200k items than numpy's stable argsort)."""
+    bits = len(keys).bit_length()
+    if not len(keys) or int(keys.max()) >> (63 - bits):
+        return np.unique(keys, return_index=True)
+    packed = np.sort((keys << bits) | np.arange(len(keys)))
+    ordered = packed >> bits
+    new = np.r_[True, ordered[1:] != ordered[:-1]]
+    return ordered[new], packed[new] & ((1 << bits) - 1)
 
 
 def pair_cosines(

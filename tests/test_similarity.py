@@ -44,3 +44,13 @@ def test_pairs_of_date_sets_looked_up_agree_as_computed_pair_by_pair() -> None:
     direct = _pair_agreement(dates, rows, cols)
     assert np.array_equal(date_agreement(dates, rows, cols), direct)  # few date sets: the looked-up path
     assert np.array_equal(date_agreement(dates, rows[:20], cols[:20]), direct[:20])  # few pairs: computed
+
+
+def test_unique_first_is_numpys_unique_with_first_positions() -> None:
+    from pipeline.similarity import _unique_first
+
+    rng = np.random.default_rng(5)
+    for keys in (rng.integers(0, 50, 1000), np.zeros(0, dtype=np.int64), np.array([2**62, 7, 2**62, 7, 3])):
+        expected = np.unique(keys, return_index=True)
+        got = _unique_first(keys.astype(np.int64))
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
