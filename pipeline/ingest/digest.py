@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline.config import InputConfig
 from pipeline.ingest.fields import RecordProblem, finish_record, reject_row
-from pipeline.ingest.files import HEAD_BYTES, UTF8_BOM, FileProblem, display_name, iter_lines, line_too_long, sniff_text
+from pipeline.ingest.files import HEAD_BYTES, UTF8_BOM, FileProblem, display_name, record_lines, sniff_text
 from pipeline.normalize import split_glued_source
 from pipeline.records import RawRecord, Reject, content_hash
 
@@ -161,12 +161,11 @@ def _record(name: str, number: int, title: str, text: str, max_chars: int) -> Ra
 def _text_lines(path: Path, name: str) -> Iterator[tuple[int, str] | Reject]:
     """Non-blank stripped lines of the file, or a reject for a line that is not UTF-8 or too long."""
     with path.open("rb") as handle:
-        for number, raw, length in iter_lines(handle):
-            if length > len(raw):
-                yield reject_row(name, number, line_too_long(length), raw)
+        for line in record_lines(handle, name):
+            if isinstance(line, Reject):
+                yield line
                 continue
-            if number == 1:
-                raw = raw.removeprefix(UTF8_BOM)
+            number, raw = line
             try:
                 text = raw.decode("utf-8").strip()
             except UnicodeDecodeError as problem:

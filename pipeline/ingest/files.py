@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from pipeline.records import Reject
+
 CHUNK_BYTES = 1 << 20
 HEAD_BYTES = 8192
 # One JSON Lines, CSV or digest line. Longer lines are rejected and never held whole: memory stays bounded
@@ -123,6 +125,17 @@ def sniff_text(head: bytes, fmt: str) -> str | None:
 def line_too_long(length: int) -> str:
     """The reject reason for a line over the limit (read at call time, so tests can lower it)."""
     return f"line too long: {length:,} bytes (limit {MAX_LINE_BYTES:,})"
+
+
+def record_lines(handle: BinaryIO, name: str) -> Iterator[tuple[int, bytes] | Reject]:
+    """`iter_lines` for the line formats: a line over the limit becomes its reject, the first loses its BOM."""
+    from pipeline.ingest.fields import reject_row
+
+    for number, raw, length in iter_lines(handle):
+        if length > len(raw):
+            yield reject_row(name, number, line_too_long(length), raw)
+        else:
+            yield number, raw.removeprefix(UTF8_BOM) if number == 1 else raw
 
 
 def first_line(head: bytes) -> bytes:

@@ -14,12 +14,10 @@ from pipeline.config import InputConfig
 from pipeline.ingest.fields import RecordProblem, record_from_mapping, reject_row
 from pipeline.ingest.files import (
     HEAD_BYTES,
-    UTF8_BOM,
     FileProblem,
     display_name,
     first_line,
-    iter_lines,
-    line_too_long,
+    record_lines,
     sniff_text,
 )
 from pipeline.records import RawRecord, Reject
@@ -39,15 +37,11 @@ def read_jsonl(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject]:
         if start[:1] == b"<":
             raise FileProblem(f"XML or HTML, not JSON Lines (starts with {start[:24].decode('utf-8', 'replace')!r})")
         handle.seek(0)
-        for number, raw, length in iter_lines(handle):
-            if length > len(raw):
-                yield reject_row(name, number, line_too_long(length), raw)
-                continue
-            if number == 1:
-                raw = raw.removeprefix(UTF8_BOM)
-            if not raw.strip():
-                continue
-            yield parse_line(raw, number, name, config)
+        for line in record_lines(handle, name):
+            if isinstance(line, Reject):
+                yield line
+            elif line[1].strip():
+                yield parse_line(line[1], line[0], name, config)
 
 
 def parse_line(raw: bytes, number: int, name: str, config: InputConfig) -> RawRecord | Reject:
