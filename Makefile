@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := samples/ukraine-kyiv-nato.txt
 DATA ?= ../shared/data
 
-.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality bench-soak bench-intake clean
+.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality bench-soak bench-intake bench-ray clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-compare bench-incremental bench-scale bench-quality bench-soak bench-intake
+bench: bench-compare bench-incremental bench-scale bench-quality bench-soak bench-intake bench-ray
 
 bench-compare: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.compare $(DATA)/uci-news-head $(DATA)/ecbplus $(DATA)/gvc-val
@@ -72,6 +72,10 @@ bench-soak: $(BENCH_STAMP)
 # Peak memory of runs over a 1 GB JSON Lines file and a 1M-row CSV at the default run.max_items.
 bench-intake: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.intake --data $(DATA)
+
+# The Ray engine: embed throughput with 1 and 2 Ray workers vs local, and agreement on a 50k-item, 100-day stream.
+bench-ray: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.ray --data $(DATA)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

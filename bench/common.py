@@ -14,6 +14,7 @@ from pathlib import Path
 
 PACKAGES = [
     "storyclust",
+    "ray",
     "torch",
     "sentence-transformers",
     "onnxruntime",

@@ -51,7 +51,7 @@ def headline_scores(db: Path, max_chars: int = 2000) -> dict[str, Any]:
     """Mean shared-fact F1 per rule over the stories of `db` with two or more titled members."""
     import duckdb
 
-    from pipeline.runner import text_hash
+    from pipeline.stage import text_hash
 
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute(

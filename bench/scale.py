@@ -27,7 +27,7 @@ from pipeline.config import Config, load_config
 from pipeline.embed import Embedder, model_id
 from pipeline.ingest import ingest
 from pipeline.normalize import normalize_record
-from pipeline.runner import text_hash
+from pipeline.stage import text_hash
 
 CACHE = Path("bench/cache")
 

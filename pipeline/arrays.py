@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 
 def unique_values(values: np.ndarray) -> np.ndarray:
@@ -12,3 +13,16 @@ def unique_values(values: np.ndarray) -> np.ndarray:
     if not len(ordered):
         return ordered
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+
+
+def fixed_rows(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    """Rows of a 2-d array as an Arrow fixed-size list column, without a Python object per element."""
+    matrix = np.ascontiguousarray(matrix)
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
+
+
+def matrix_of(column: pa.ChunkedArray | pa.Array, dtype: type) -> np.ndarray:
+    """A fixed-size list column (as `fixed_rows` makes it) back as a 2-d array."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    width = array.type.list_size
+    return array.flatten().to_numpy(zero_copy_only=False).astype(dtype, copy=False).reshape(len(array), width)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from pipeline.config import FORMATS, Config, load_config
+from pipeline.config import ENGINES, FORMATS, Config, load_config
 from pipeline.errors import StoryclustError
 
 DB_HELP = "DuckDB file (default: store.db in the config, data/storyclust.duckdb)."
@@ -58,13 +58,24 @@ def main() -> None:
     help="json: one JSON line per stage on stderr (counts, seconds).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no story listing.")
+@click.option("--engine", type=click.Choice(ENGINES), help="Where the stages run (default: engine.name, local).")
+@click.option(
+    "--ray-address", help='Ray cluster to join with --engine ray ("auto", "host:6379"; default: start one here).'
+)
 def run_command(
-    inputs: tuple[str, ...], config_path: str | None, db: str | None, fmt: str | None, log_format: str, quiet: bool
+    inputs: tuple[str, ...],
+    config_path: str | None,
+    db: str | None,
+    fmt: str | None,
+    log_format: str,
+    quiet: bool,
+    engine: str | None,
+    ray_address: str | None,
 ) -> None:
     """Read INPUTS (files, folders or globs), cluster new items into stories, store them."""
     from pipeline.runner import run
 
-    config = load_config(config_path)
+    config = load_config(config_path).with_engine(engine, ray_address)
 
     def log_stage(stage: str, seconds: float, counts: dict[str, Any]) -> None:
         if log_format == "json":

@@ -124,6 +124,24 @@ class RunConfig:
         _in_range("run.max_items", self.max_items, 1, 100_000_000)
 
 
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    name: str = "local"
+    ray_address: str = ""
+    partition_items: int = 20000
+    embed_workers: int = 0
+    embed_gpus: float = 0.0
+
+    def validate(self) -> None:
+        _choice("engine.name", self.name, ENGINES)
+        _in_range("engine.partition_items", self.partition_items, 1, 100_000_000)
+        _in_range("engine.embed_workers", self.embed_workers, 0, 100_000)
+        _in_range("engine.embed_gpus", self.embed_gpus, 0.0, 64.0)
+
+
 @dataclass(frozen=True)
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
@@ -133,6 +151,7 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     stories: StoriesConfig = field(default_factory=StoriesConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def validate(self) -> Config:
         for section in dataclasses.fields(self):
@@ -141,6 +160,15 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def with_engine(self, name: str | None = None, ray_address: str | None = None) -> Config:
+        """This config with the engine (and Ray address) of the command line, where given."""
+        engine = self.engine
+        if name is not None:
+            engine = dataclasses.replace(engine, name=name)
+        if ray_address is not None:
+            engine = dataclasses.replace(engine, name="ray", ray_address=ray_address)
+        return dataclasses.replace(self, engine=engine).validate()
 
 
 FORMATS = ("jsonl", "csv", "parquet", "rss", "digest")

@@ -18,11 +18,13 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from pipeline.arrays import unique_values
+from pipeline.arrays import fixed_rows, unique_values
 from pipeline.config import NearDuplicateConfig
+from pipeline.stage import StageResult
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _LARGEST_BUCKET_PAIRS = 64  # in a bigger LSH bucket each item is paired with the next 64 only
@@ -166,3 +168,16 @@ def find_near_duplicates(
     _, first = np.unique(component, return_index=True)
     group = first[component].astype(np.int64)  # each group is named by its first item
     return NearDuplicates(pairs=pairs.reshape(-1, 2), jaccard=jaccard, group=group, exact_groups=len(first_by_hash))
+
+
+class SignatureStage:
+    """Item stage: MinHash signatures of the `text` column, added as a `signature` column (uint32 lists)."""
+
+    name = "near_duplicates"
+
+    def __init__(self, config: NearDuplicateConfig) -> None:
+        self.config = config
+
+    def __call__(self, table: pa.Table) -> StageResult:
+        matrix = signatures(table.column("text").to_pylist(), self.config)[0]
+        return StageResult(table.append_column("signature", fixed_rows(matrix)), {"signed": table.num_rows})

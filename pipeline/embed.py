@@ -13,9 +13,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
+from pipeline.arrays import fixed_rows
 from pipeline.config import EmbedConfig
 from pipeline.errors import ConfigError, ModelError
+from pipeline.stage import StageResult
 
 
 def model_path(config: EmbedConfig) -> Path:
@@ -138,3 +141,19 @@ class Embedder:
         result = np.empty_like(vectors, dtype=np.float32)
         result[order] = vectors
         return result
+
+
+class EmbedStage:
+    """Item stage: sentence vectors of the `text` column, added as a `vector` column (float32 lists).
+
+    The model loads on the first call, so one object serves every batch of a process or a Ray actor.
+    """
+
+    name = "embed"
+
+    def __init__(self, config: EmbedConfig, progress: bool = False) -> None:
+        self.embedder, self.progress = Embedder(config), progress
+
+    def __call__(self, table: pa.Table) -> StageResult:
+        vectors = self.embedder.encode(table.column("text").to_pylist(), progress=self.progress)
+        return StageResult(table.append_column("vector", fixed_rows(vectors)), {"embedded": table.num_rows})

@@ -49,3 +49,9 @@ class ModelError(StoryclustError):
     """The embedding model's files are missing or do not match their pinned hashes."""
 
     exit_code = 1
+
+
+class EngineError(StoryclustError):
+    """The Ray engine is missing, or its cluster cannot be reached or fails."""
+
+    exit_code = 1

@@ -72,7 +72,7 @@ def explain(db: str | Path, id_a: str, id_b: str, config: Config) -> Explanation
 
 def _vectors(store: Any, items: list[Article], config: Config) -> np.ndarray:
     from pipeline.embed import Embedder, model_id
-    from pipeline.runner import text_hash
+    from pipeline.stage import text_hash
 
     keys = [text_hash(a.content[: config.embed.max_chars]) for a in items]
     cached = store.cached_vectors(model_id(config.embed), sorted(set(keys)))

@@ -11,7 +11,10 @@ import html
 import re
 import unicodedata
 
-from pipeline.records import Article, RawRecord, content_hash
+import pyarrow as pa
+
+from pipeline.records import ARTICLE_SCHEMA, Article, RawRecord, content_hash, records_table, table_records
+from pipeline.stage import StageResult
 
 _TAG = re.compile(r"<[^>]{0,400}>")
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
@@ -189,3 +192,13 @@ def normalize_record(record: RawRecord, article_id: str | None = None) -> Articl
         line=record.line,
         notes=notes,
     )
+
+
+class NormalizeStage:
+    """Item stage: a table of raw records (`RAW_RECORD_SCHEMA`) in, a table of articles out."""
+
+    name = "normalize"
+
+    def __call__(self, table: pa.Table) -> StageResult:
+        articles = [normalize_record(record) for record in table_records(table, RawRecord)]
+        return StageResult(records_table(articles, ARTICLE_SCHEMA), {"new": len(articles)})

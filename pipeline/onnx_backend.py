@@ -93,6 +93,8 @@ class OnnxEncoder:
                 quantize(fp32, path)
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # A worker given n CPUs (Ray sets OMP_NUM_THREADS to its share) uses n threads, not every core.
+        options.intra_op_num_threads = _thread_budget()
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
@@ -117,3 +119,9 @@ class OnnxEncoder:
             out.append(pooled.astype(np.float32))
         bar.close()
         return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+
+
+def _thread_budget() -> int:
+    """OMP_NUM_THREADS when set to a positive number, else 0 (onnxruntime's default: every core)."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 0

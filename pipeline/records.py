@@ -1,8 +1,8 @@
 """Typed records passed between stages: the data contract of the pipeline.
 
 Ingest yields `RawRecord`s, `Reject`s (a record not stored) and `FileReject`s (a file not read, or not to
-its end); normalize turns records into `Article`s; later stages add columns as numpy arrays keyed by
-position in the batch (see `pipeline.runner`).
+its end); normalize turns records into `Article`s. Between processes (a Ray Data block) records travel as
+Arrow tables (`records_table`, `table_records`); see `pipeline.stage` for the stage contract.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,52 @@ def content_hash(title: str, text: str) -> str:
     """Stable hash of a record's title and body, used for exact duplicates and id conflicts."""
     digest = hashlib.sha1(f"{title}\x1f{text}".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+# Arrow tables of records: what item stages take and give (a Ray Data block is such a table).
+RAW_RECORD_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("id", pa.string()),
+        ("title", pa.string()),
+        ("text", pa.string()),
+        ("source", pa.string()),
+        ("url", pa.string()),
+        ("published_at", pa.timestamp("us")),
+        ("notes", pa.list_(pa.string())),
+    ]
+)
+ARTICLE_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("title", pa.string()),
+        ("text", pa.string()),
+        ("title_raw", pa.string()),
+        ("text_raw", pa.string()),
+        ("source", pa.string()),
+        ("url", pa.string()),
+        ("published_at", pa.timestamp("us")),
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("notes", pa.list_(pa.string())),
+    ]
+)
+
+
+def records_table(records: list[Any], schema: pa.Schema) -> pa.Table:
+    """Dataclass records (`RawRecord`s or `Article`s) as an Arrow table of `schema`, one column at a time."""
+    return pa.table(
+        {name: pa.array([getattr(r, name) for r in records], type=schema.field(name).type) for name in schema.names},
+        schema=schema,
+    )
+
+
+def table_records(table: pa.Table, kind: type) -> list[Any]:
+    """The rows of a `records_table` back as records of `kind` (`RawRecord` or `Article`)."""
+    columns = [table.column(name).to_pylist() for name in table.schema.names if name in _FIELDS[kind]]
+    names = [name for name in table.schema.names if name in _FIELDS[kind]]
+    return [kind(**dict(zip(names, values, strict=True))) for values in zip(*columns, strict=True)]
+
+
+_FIELDS = {RawRecord: set(RAW_RECORD_SCHEMA.names), Article: set(ARTICLE_SCHEMA.names)}

@@ -248,14 +248,18 @@ class Store:
         matrix = column.flatten().to_numpy().astype(dtype).reshape(found.num_rows, -1)
         return dict(zip(found.column("text_hash").to_pylist(), matrix, strict=True))
 
-    def open_story_context(self, newest: datetime | None, window_hours: float) -> list[dict[str, Any]]:
-        """Members of stories still open for new reports: last seen within the window of the newest new
-        item, or (undated stories) updated within the window of now."""
+    def open_story_context(self, oldest: datetime | None, window_hours: float) -> list[dict[str, Any]]:
+        """Members of the stories a batch whose oldest dated item is `oldest` may still join: dated stories
+        last seen within the window before it, and (undated stories, or any for an undated batch) stories
+        updated within the window of now. The oldest item, not the newest, so that a time partition longer
+        than the window still sees every story open at its start; not the updated time of dated stories,
+        so that the partitions of one run do not all see each other."""
         return self._member_articles(
             """s.status = 'open' AND (
                 (s.last_seen IS NOT NULL AND ?::TIMESTAMP IS NOT NULL AND s.last_seen >= ?::TIMESTAMP - to_microseconds(CAST(? * 3600e6 AS BIGINT)))
-                OR (s.updated_at >= now()::TIMESTAMP - to_microseconds(CAST(? * 3600e6 AS BIGINT))))""",
-            [newest, newest, window_hours, window_hours],
+                OR ((s.last_seen IS NULL OR ?::TIMESTAMP IS NULL)
+                    AND s.updated_at >= now()::TIMESTAMP - to_microseconds(CAST(? * 3600e6 AS BIGINT))))""",
+            [oldest, oldest, window_hours, oldest, window_hours],
         )
 
     def story_members_of(self, story_ids: list[str]) -> list[dict[str, Any]]:

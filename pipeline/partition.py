@@ -1,0 +1,99 @@
+"""Time partitions, and the partition stages: near-duplicate groups → evidence → cluster → headline.
+
+New items are clustered in time partitions of at most `engine.partition_items` items. Each partition is
+clustered together with the members of the stories still open before it (`stories.window_hours`), each
+such story one fixed group: exactly the rule that joins a cron run's new items to the stored stories. So
+partition k sees partition k−1 only through its open stories, a worker needs one partition and its open
+stories, never the whole archive, and a batch of any size gives the stories that runs over its time slices
+would. The stages hand typed records to each other (`NearDuplicates`, `EvidenceGraph`, `Clustering`)
+inside one process; what crosses a process boundary (`PartitionInput`, `PartitionResult`) pickles.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from pipeline.assign import StoryPlan, assign_stories
+from pipeline.config import Config
+from pipeline.records import Article
+
+
+def time_partitions(articles: list[Article], size: int) -> list[list[int]]:
+    """Positions of `articles` in consecutive time partitions of at most `size` (undated items last), each in
+    arrival order. One partition (arrival order) when all fit."""
+    if len(articles) <= size:
+        return [list(range(len(articles)))]
+    order = sorted(
+        range(len(articles)),
+        key=lambda i: (articles[i].published_at is None, articles[i].published_at or datetime.min, i),
+    )
+    return [sorted(order[start : start + size]) for start in range(0, len(order), size)]
+
+
+@dataclass
+class PartitionInput:
+    """One partition's items, the open stories' members first (`context_story` gives their story ids), with
+    each item's vector and MinHash signature, and when and by which run each open story was created."""
+
+    items: list[Article]
+    context_story: list[str]
+    vectors: np.ndarray
+    signatures: np.ndarray
+    created: dict[str, tuple[Any, str]]
+
+
+@dataclass
+class PartitionResult:
+    """The story plan of a partition, and each stage's (name, seconds, counters, items)."""
+
+    plan: StoryPlan
+    stages: list[tuple[str, float, dict[str, Any], int]] = field(default_factory=list)
+
+
+def cluster_partition(part: PartitionInput, config: Config) -> PartitionResult:
+    """Run the partition stages on one partition (in this process, or as a Ray task)."""
+    from pipeline.cluster import cluster
+    from pipeline.dedup import find_near_duplicates
+    from pipeline.similarity import item_evidence
+
+    result = PartitionResult(StoryPlan())
+    items, n = part.items, len(part.items)
+
+    def timed(name: str, compute: Any, counters: Any) -> Any:
+        start = time.perf_counter()
+        value = compute()
+        result.stages.append((name, time.perf_counter() - start, counters(value), n))
+        return value
+
+    texts = [a.content for a in items]
+    hashes = [a.content_hash for a in items]
+    near = timed(
+        "near_duplicates",
+        lambda: find_near_duplicates(texts, hashes, config.near_duplicates, part.signatures),
+        lambda found: {"pairs": len(found.pairs), "exact_groups": found.exact_groups},
+    )
+    graph = timed(
+        "evidence",
+        lambda: item_evidence(items, part.vectors, near, config.cluster),
+        lambda found: {"candidate_pairs": len(found.rows)},
+    )
+    stored_story = {story: number for number, story in enumerate(sorted(set(part.context_story)))}
+    fixed = np.array([stored_story[s] for s in part.context_story] + [-1] * (n - len(part.context_story)), np.int64)
+    clustering = timed(
+        "cluster",
+        lambda: cluster(graph, config.cluster, fixed, config.stories.window_hours),
+        lambda found: {"cores": found.cores, "attached": found.attached, "merges": found.merges},
+    )
+    result.plan = timed(
+        "headline",
+        lambda: assign_stories(
+            items, part.context_story, clustering.labels, part.vectors, near.group, graph.features, config, part.created
+        ),
+        lambda plan: {"stories": len(plan.touched), "new_stories": len(plan.created), "merged": len(plan.merges)},
+    )
+    return result
