@@ -63,8 +63,7 @@ def seed_database(db: Path, docs: Path, config: Config, index: dict[str, int], v
     """A fresh database whose embedding cache already holds the vectors of `docs`."""
     import pyarrow as pa
 
-    from pipeline.runner import _list_array
-    from pipeline.store import Store
+    from pipeline.store import Store, _list_array
 
     keys = sorted({text_hash(t) for t in embedded_contents(docs, config)})
     rows = np.array([index[k] for k in keys])

@@ -12,12 +12,15 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.config import Config
 from pipeline.records import Article
+
+if TYPE_CHECKING:
+    from pipeline.store import StoryOrigin
 
 
 def story_id_for(article_id: str) -> str:
@@ -44,7 +47,7 @@ def assign_stories(
     near_group: np.ndarray,
     features: Any,
     config: Config,
-    created_info: dict[str, tuple[Any, str]],
+    created_info: dict[str, StoryOrigin],
 ) -> StoryPlan:
     """Map clusters onto stories: join, create or merge, never silently move an existing member.
 
@@ -62,7 +65,8 @@ def assign_stories(
     story_of = {i: context_story[i] for i in range(n_context)}
 
     def age_key(story_id: str) -> tuple:
-        first_seen, created_run = created_info.get(story_id, (None, ""))
+        origin = created_info.get(story_id)
+        first_seen, created_run = (origin.first_seen, origin.run_id) if origin else (None, "")
         return (first_seen is None, first_seen or datetime.min, created_run or "", story_id)
 
     for indices in members_by_part(labels, np.ones(int(labels.max(initial=-1)) + 1, dtype=bool)):

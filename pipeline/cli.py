@@ -137,13 +137,13 @@ def _print_stories(db: str, limit: int, wait_seconds: float) -> None:
     from pipeline.store import Store
 
     with Store(db, read_only=True, wait_seconds=wait_seconds) as store:
-        rows = store.top_stories(limit)
-    if not rows:
+        stories = store.top_stories(limit)
+    if not stories:
         click.echo("no stories yet")
         return
     click.echo(f"{'story_id':<16} {'size':>5} {'sources':>7}  headline")
-    for story_id, size, sources, _, _, headline in rows:
-        click.echo(f"{story_id:<16} {size:>5} {sources or 0:>7}  {headline}")
+    for story in stories:
+        click.echo(f"{story.story_id:<16} {story.size:>5} {story.sources or 0:>7}  {story.headline}")
 
 
 @main.command("stories")
@@ -166,20 +166,21 @@ def show_command(story_id: str, db: str | None, config_path: str | None) -> None
 
     config = load_config(config_path)
     with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
-        head, members = store.story(story_id)
-    resolved, headline, size, sources, first_seen, last_seen, status = head
-    if resolved != story_id:
-        click.echo(f"{story_id} was merged into {resolved}")
-    click.echo(f"{resolved}  {headline}")
+        story = store.story(story_id)
+    if story.story_id != story_id:
+        click.echo(f"{story_id} was merged into {story.story_id}")
+    click.echo(f"{story.story_id}  {story.headline}")
     click.echo(
-        f"size {size}, sources {sources or 0}, first seen {first_seen or '-'}, last seen {last_seen or '-'}, {status}"
+        f"size {story.size}, sources {story.sources or 0}, first seen {story.first_seen or '-'}, "
+        f"last seen {story.last_seen or '-'}, {story.status}"
     )
-    for article_id, source, published_at, similarity, group, title, text in members:
-        label = title or (text[:100] + ("…" if len(text) > 100 else ""))
-        dup = f" dup-of {group}" if group and group != article_id else ""
+    for m in story.members:
+        label = m.title or (m.text[:100] + ("…" if len(m.text) > 100 else ""))
+        group = m.near_duplicate_group
+        dup = f" dup-of {group}" if group and group != m.article_id else ""
         click.echo(
-            f"  {article_id:<24} sim {similarity if similarity is not None else '-':<6} "
-            f"{source or '-':<24} {str(published_at or '-'):<19}{dup}  {label}"
+            f"  {m.article_id:<24} sim {m.similarity if m.similarity is not None else '-':<6} "
+            f"{m.source or '-':<24} {str(m.published_at or '-'):<19}{dup}  {label}"
         )
 
 
@@ -249,14 +250,15 @@ def rejects_command(limit: int, db: str | None, config_path: str | None) -> None
         files = store.file_rejects()
         reasons = store.reject_reasons(limit)
     click.echo(f"unreadable files: {len(files)}")
-    for file, size, sha256, reason, first_seen, last_seen in files:
+    for f in files:
         click.echo(
-            f"  {file}  {size} bytes  sha256 {sha256[:12]}  since {first_seen:%Y-%m-%d %H:%M}, last {last_seen:%Y-%m-%d %H:%M}"
+            f"  {f.file}  {f.size} bytes  sha256 {f.sha256[:12]}  since {f.first_seen:%Y-%m-%d %H:%M}, "
+            f"last {f.last_seen:%Y-%m-%d %H:%M}"
         )
-        click.echo(f"      {reason}")
-    click.echo(f"rejected records: {sum(count for _, count, _ in reasons)}")
-    for reason, count, example in reasons:
-        click.echo(f"  {count:>7}  {reason}  (e.g. {example})")
+        click.echo(f"      {f.reason}")
+    click.echo(f"rejected records: {sum(r.count for r in reasons)}")
+    for r in reasons:
+        click.echo(f"  {r.count:>7}  {r.reason}  (e.g. {r.example})")
 
 
 @main.command("prune")
@@ -268,8 +270,8 @@ def prune_command(older_than_days: float, db: str | None, config_path: str | Non
     from pipeline.store import prune
 
     config = load_config(config_path)
-    stories, articles = prune(_db(config, db), older_than_days, config.store.lock_wait_seconds)
-    click.echo(f"pruned {stories} stories and {articles} articles")
+    counts = prune(_db(config, db), older_than_days, config.store.lock_wait_seconds)
+    click.echo(f"pruned {counts.stories} stories and {counts.articles} articles")
 
 
 @main.command("report")

@@ -14,37 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import OutputError
-from pipeline.store import Store
+from pipeline.store import EXPORTS, Store
 
-# format name -> (file extension, COPY options)
-FORMATS: dict[str, tuple[str, str]] = {
-    "parquet": ("parquet", "FORMAT parquet"),
-    "csv": ("csv", "FORMAT csv, HEADER true"),
-    "jsonl": ("jsonl", "FORMAT json"),  # DuckDB writes one object per line unless ARRAY true
-}
-
-# file name -> (table or view, row order)
-SOURCES: dict[str, tuple[str, str]] = {
-    "stories": ("stories", "status <> 'open', size DESC, last_seen DESC NULLS LAST, story_id"),
-    "story_members": ("story_articles", "story_id, published_at NULLS LAST, article_id"),
-}
+# format name -> file extension (the COPY options are `pipeline.store.COPY_OPTIONS`)
+FORMATS: dict[str, str] = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
 
 
 @dataclass(frozen=True)
 class ExportedFile:
     path: Path
     rows: int
-
-
-def _column(name: str, type_: str, fmt: str) -> str:
-    """One column of the SELECT: CSV has no lists, so lists go as JSON arrays (["a","b"], readable by any JSON
-    parser, unlike DuckDB's [a, b]); JSON gets REAL as its shortest decimal (0.55, not 0.550000011920929)."""
-    quoted = '"' + name.replace('"', '""') + '"'
-    if fmt == "csv" and type_.endswith("[]"):
-        return f"to_json({quoted}) AS {quoted}"
-    if fmt == "jsonl" and type_ == "FLOAT":
-        return f"CAST(CAST({quoted} AS VARCHAR) AS DOUBLE) AS {quoted}"
-    return quoted
 
 
 def why_unwritable(path: Path, problem: Exception) -> str:
@@ -61,10 +40,6 @@ def why_unwritable(path: Path, problem: Exception) -> str:
     return str(problem).splitlines()[0]
 
 
-def _sql_string(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def export(db_path: str | Path, out_dir: str | Path, fmt: str, wait_seconds: float = 0.0) -> list[ExportedFile]:
     """Write stories.<ext> and story_members.<ext> into `out_dir` (created if missing), replacing earlier ones.
 
@@ -75,7 +50,7 @@ def export(db_path: str | Path, out_dir: str | Path, fmt: str, wait_seconds: flo
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
-    ext, options = FORMATS[fmt]
+    ext = FORMATS[fmt]
     out = Path(out_dir)
     written: list[tuple[Path, Path, int]] = []
     with Store(db_path, read_only=True, wait_seconds=wait_seconds) as store:
@@ -83,19 +58,14 @@ def export(db_path: str | Path, out_dir: str | Path, fmt: str, wait_seconds: flo
             if out.exists() and not out.is_dir():
                 raise OutputError(f"cannot write into {out}: it is a file, not a folder")
             out.mkdir(parents=True, exist_ok=True)
-            finals = [out / f"{name}.{ext}" for name in SOURCES]
+            finals = [out / f"{name}.{ext}" for name in EXPORTS]
             for final in finals:
                 if final.is_dir():  # found before anything is written, so the renames below do not fail half-way
                     raise OutputError(f"cannot write into {out}: {final} is a folder")
-            for final, (source, order) in zip(finals, SOURCES.values(), strict=True):
+            for final, name in zip(finals, EXPORTS, strict=True):
                 temporary = out / f".{final.name}.{secrets.token_hex(4)}.tmp"
-                columns = store.db.execute(f"DESCRIBE {source}").fetchall()
-                select = ", ".join(_column(column[0], column[1], fmt) for column in columns)
-                written.append((temporary, final, 0))
-                result = store.db.execute(
-                    f"COPY (SELECT {select} FROM {source} ORDER BY {order}) TO {_sql_string(temporary)} ({options})"
-                ).fetchall()
-                written[-1] = (temporary, final, int(result[0][0]))
+                written.append((temporary, final, 0))  # listed first: a COPY that fails half-way leaves a file
+                written[-1] = (temporary, final, store.export_relation(name, temporary, fmt))
             for temporary, final, _ in written:
                 os.replace(temporary, final)
         except (OSError, duckdb.IOException, duckdb.PermissionException) as problem:

@@ -21,6 +21,7 @@ import numpy as np
 from pipeline.assign import StoryPlan, assign_stories
 from pipeline.config import Config
 from pipeline.records import Article
+from pipeline.store import StoryOrigin
 
 
 def time_partitions(articles: list[Article], size: int) -> list[list[int]]:
@@ -44,7 +45,7 @@ class PartitionInput:
     context_story: list[str]
     vectors: np.ndarray
     signatures: np.ndarray
-    created: dict[str, tuple[Any, str]]
+    created: dict[str, StoryOrigin]
 
 
 @dataclass

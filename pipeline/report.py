@@ -20,42 +20,10 @@ from typing import Any
 
 from pipeline.errors import OutputError
 from pipeline.export import why_unwritable
-from pipeline.store import Store
+from pipeline.store import MemberEvidence, SourceCount, Store, Summary
 
 MEMBERS_SHOWN = 100  # per story: a bigger story says how many more there are and how to see them all
 TEXT_START_CHARS = 160  # an untitled member is shown by the start of its text
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The state of the database, so a reader knows how fresh and how big the picture is."""
-
-    open_stories: int
-    merged_stories: int
-    articles: int
-    sources: int
-    runs: int
-    rejected: int
-    last_run_id: str | None
-    last_run_status: str | None
-    last_run_at: datetime | None
-    last_run_new: int | None
-
-
-@dataclass(frozen=True)
-class Member:
-    article_id: str
-    title: str | None
-    text_start: str | None
-    source: str | None
-    url: str | None
-    published_at: datetime | None
-    story_similarity: float | None
-    date_agreement: float | None
-    event_dates: list[date]
-    shared_names: list[str]
-    missing_names: list[str]
-    near_duplicate_group: str | None
 
 
 @dataclass(frozen=True)
@@ -66,9 +34,9 @@ class StoryView:
     headline_reason: str | None
     size: int
     sources: int
-    members: list[Member]  # the first MEMBERS_SHOWN, in time order
+    members: list[MemberEvidence]  # the first MEMBERS_SHOWN, in time order
     times: list[datetime]  # publication times of all members (undated ones left out)
-    top_sources: list[tuple[str, int]]  # (source, members) most first
+    top_sources: list[SourceCount]  # most members first
 
 
 @dataclass(frozen=True)
@@ -79,119 +47,30 @@ class Report:
     generated_at: datetime
 
 
-class ReportReader:
-    """The SQL the report needs, in one place (it may move into `pipeline.store` later)."""
-
-    # Columns added by migration 3: an older file that no run has upgraded yet still gets a page, without them.
-    OPTIONAL = {
-        ("stories", "s"): ["headline_reason"],
-        ("story_members", "m"): ["story_similarity", "date_agreement", "event_dates", "shared_names", "missing_names"],
-    }
-
-    def __init__(self, store: Store) -> None:
-        self.db = store.db
-        present = {
-            (table, column)
-            for table, column in self.db.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall()
-        }
-        self.columns = {
-            column: (f"{alias}.{column}" if (table, column) in present else "NULL")
-            for (table, alias), columns in self.OPTIONAL.items()
-            for column in columns
-        }
-
-    def summary(self) -> Summary:
-        counts = self.db.execute(
-            """
-            SELECT (SELECT count(*) FROM stories WHERE status = 'open'),
-                   (SELECT count(*) FROM stories WHERE status = 'merged'),
-                   (SELECT count(*) FROM articles),
-                   (SELECT count(DISTINCT source) FROM articles),
-                   (SELECT count(*) FROM runs),
-                   (SELECT count(*) FROM rejects)
-            """
-        ).fetchall()[0]
-        last = self.db.execute(
-            "SELECT run_id, status, coalesce(finished_at, started_at), articles_new FROM runs "
-            "ORDER BY started_at DESC, run_id DESC LIMIT 1"
-        ).fetchall()
-        return Summary(*counts, *(last[0] if last else (None, None, None, None)))
-
-    def stories(self, limit: int) -> list[tuple[Any, ...]]:
-        """The biggest open stories, in the order of the `top_stories` view."""
-        return self.db.execute(
-            f"""
-            SELECT t.story_id, t.headline, s.headline_article_id, {self.columns["headline_reason"]}, t.size,
-                   coalesce(t.sources, 0)
-            FROM top_stories t JOIN stories s USING (story_id)
-            ORDER BY t.size DESC, t.last_seen DESC NULLS LAST, t.story_id LIMIT ?
-            """,
-            [limit],
-        ).fetchall()
-
-    def members(self, story_ids: list[str], per_story: int) -> dict[str, list[Member]]:
-        """The first members of each story in time order, with their evidence."""
-        c = self.columns
-        rows = self.db.execute(
-            f"""
-            SELECT story_id, article_id, title, text_start, source, url, published_at, story_similarity,
-                   date_agreement, event_dates, shared_names, missing_names, near_duplicate_group
-            FROM (
-                SELECT m.story_id, a.article_id, a.title, left(a.text, {TEXT_START_CHARS + 1}) AS text_start,
-                       a.source, a.url, a.published_at, {c["story_similarity"]} AS story_similarity,
-                       {c["date_agreement"]} AS date_agreement, {c["event_dates"]} AS event_dates,
-                       {c["shared_names"]} AS shared_names, {c["missing_names"]} AS missing_names,
-                       m.near_duplicate_group,
-                       row_number() OVER (PARTITION BY m.story_id ORDER BY a.published_at NULLS LAST, a.article_id) AS n
-                FROM story_members m JOIN articles a USING (article_id)
-                WHERE list_contains(?, m.story_id))
-            WHERE n <= ? ORDER BY story_id, n
-            """,
-            [story_ids, per_story],
-        ).fetchall()
-        found: dict[str, list[Member]] = {story_id: [] for story_id in story_ids}
-        for story_id, *values in rows:
-            values[8:11] = [list(v or []) for v in values[8:11]]
-            found[story_id].append(Member(*values))
-        return found
-
-    def times(self, story_ids: list[str]) -> dict[str, list[datetime]]:
-        """Publication times of every member, for the timelines (members beyond MEMBERS_SHOWN included)."""
-        found: dict[str, list[datetime]] = {story_id: [] for story_id in story_ids}
-        rows = self.db.execute(
-            "SELECT m.story_id, a.published_at FROM story_members m JOIN articles a USING (article_id) "
-            "WHERE list_contains(?, m.story_id) AND a.published_at IS NOT NULL",
-            [story_ids],
-        ).fetchall()
-        for story_id, published_at in rows:
-            found[story_id].append(published_at)
-        return found
-
-    def sources(self, story_ids: list[str]) -> dict[str, list[tuple[str, int]]]:
-        found: dict[str, list[tuple[str, int]]] = {story_id: [] for story_id in story_ids}
-        rows = self.db.execute(
-            "SELECT m.story_id, a.source, count(*) AS n FROM story_members m JOIN articles a USING (article_id) "
-            "WHERE list_contains(?, m.story_id) AND coalesce(a.source, '') <> '' "
-            "GROUP BY ALL ORDER BY m.story_id, n DESC, a.source",
-            [story_ids],
-        ).fetchall()
-        for story_id, source, n in rows:
-            found[story_id].append((source, n))
-        return found
-
-
 def load_report(db_path: str | Path, limit: int = 50, wait_seconds: float = 0.0) -> Report:
     """Read what the page shows, in one read-only connection (a running `storyclust run` is not disturbed);
     `wait_seconds`: how long to wait for another program that holds the file open for writing."""
     with Store(db_path, read_only=True, wait_seconds=wait_seconds) as store:
-        reader = ReportReader(store)
-        summary = reader.summary()
-        heads = reader.stories(limit)
-        ids = [row[0] for row in heads]
-        members = reader.members(ids, MEMBERS_SHOWN)
-        times = reader.times(ids)
-        sources = reader.sources(ids)
-    stories = [StoryView(*row, members[row[0]], times[row[0]], sources[row[0]]) for row in heads]
+        summary = store.summary()
+        heads = store.story_heads(limit)
+        ids = [head.story_id for head in heads]
+        members = store.member_evidence(ids, MEMBERS_SHOWN, TEXT_START_CHARS)
+        times = store.member_times(ids)
+        sources = store.member_sources(ids)
+    stories = [
+        StoryView(
+            story_id=head.story_id,
+            headline=head.headline,
+            headline_article_id=head.headline_article_id,
+            headline_reason=head.headline_reason,
+            size=head.size,
+            sources=head.sources,
+            members=members[head.story_id],
+            times=times[head.story_id],
+            top_sources=sources[head.story_id],
+        )
+        for head in heads
+    ]
     return Report(str(db_path), summary, stories, datetime.now().replace(microsecond=0))
 
 
@@ -321,10 +200,12 @@ give, which it has (evidence for) or lacks (evidence against).</footer>
 
 
 def _story(story: StoryView, rank: int) -> str:
-    sources = ", ".join(f"{_e(name)} ({n})" if n > 1 else _e(name) for name, n in story.top_sources[:5])
+    sources = ", ".join(
+        f"{_e(top.source)} ({top.members})" if top.members > 1 else _e(top.source) for top in story.top_sources[:5]
+    )
     if len(story.top_sources) > 5:
         sources += f", and {_plural(len(story.top_sources) - 5, 'more source')}"
-    unsourced = story.size - sum(n for _, n in story.top_sources)
+    unsourced = story.size - sum(top.members for top in story.top_sources)
     if unsourced > 0:
         sources += (
             f'{" · " if sources else ""}<span class="muted">{_plural(unsourced, "report")} without a source</span>'

@@ -158,7 +158,7 @@ def _run_locked(
             for positions in (time_partitions(new, config.engine.partition_items) if new else [])
         ]
         with timer.stage("store") as counts:
-            _write(store, report.run_id, [], StoryPlan(), intake.rejects, _Fresh(), config)
+            store.write_run(report.run_id, [], StoryPlan(), intake.rejects, {}, {}, model="", scheme="")
             store.record_file_rejects(report.run_id, report.file_rejects, report.skipped_files)
             merged = {story for plan in plans for story in plan.merges}
             created = {story for plan in plans for story in plan.created} - merged
@@ -205,7 +205,7 @@ def _partition(
     """Cluster one time partition on the engine and write it, so the next partition sees its open stories."""
     plan, fresh = _cluster_partition(store, new, config, report, timer, engine, stages)
     with timer.stage("store", len(new)) as counts:
-        _write(store, report.run_id, new, plan, [], fresh, config)
+        store.write_run(report.run_id, new, plan, [], fresh.vectors, fresh.signatures, fresh.model, fresh.scheme)
         counts.update(articles=len(new), stories=len(plan.touched))
     return plan
 
@@ -225,7 +225,8 @@ class _Fresh:
 
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     signatures: dict[str, np.ndarray] = field(default_factory=dict)
-    scheme: str = ""
+    model: str = ""  # what the vectors are cached under (`embed.model_id`)
+    scheme: str = ""  # what the signatures are cached under (`dedup.signature_scheme`)
 
 
 def _cluster_partition(
@@ -271,7 +272,7 @@ def _cluster_partition(
     result = engine.cluster(PartitionInput(items, context_story, vectors, matrix, created), config)
     for name, seconds, counters, count in result.stages:
         timer.record(name, seconds, counters, count)
-    return result.plan, _Fresh(vectors=fresh, signatures=fresh_signatures, scheme=scheme)
+    return result.plan, _Fresh(fresh, fresh_signatures, model_id(config.embed), scheme)
 
 
 def _computed(engine: Engine, stage: EmbedStage | SignatureStage, texts: list[str]) -> np.ndarray:
@@ -294,138 +295,3 @@ def _cached_or_computed(
         fresh = dict(zip([k for k, _ in missing], compute([t for _, t in missing]), strict=True))
     lookup = cached | fresh
     return np.stack([lookup[k] for k in keys]), fresh
-
-
-def _write(
-    store: Any,
-    run_id: str,
-    new: list[Article],
-    plan: StoryPlan,
-    rejects: list[Reject],
-    fresh: _Fresh,
-    config: Config,
-) -> None:
-    import pyarrow as pa
-
-    from pipeline.embed import model_id
-
-    db = store.db
-    now = datetime.now()
-    if new:
-        table = pa.table(
-            {
-                "article_id": [a.article_id for a in new],
-                "title": [a.title for a in new],
-                "text": [a.text for a in new],
-                "source": [a.source for a in new],
-                "url": [a.url for a in new],
-                "published_at": pa.array([a.published_at for a in new], type=pa.timestamp("us")),
-                "title_raw": [a.title_raw for a in new],
-                "text_raw": [a.text_raw for a in new],
-                "content_hash": [a.content_hash for a in new],
-                "notes": pa.array([a.notes for a in new], type=pa.list_(pa.string())),
-                "input_file": [a.file for a in new],
-                "input_line": pa.array([a.line for a in new], type=pa.int32()),
-            }
-        )
-        db.register("new_articles", table)
-        db.execute("INSERT INTO articles SELECT *, ? AS run_id, ? AS ingested_at FROM new_articles", [run_id, now])
-        db.unregister("new_articles")
-    for table, kind, values, dtype in (
-        ("embedding_cache", model_id(config.embed), fresh.vectors, np.float32),
-        ("minhash_cache", fresh.scheme, fresh.signatures, np.uint32),
-    ):
-        if not values:
-            continue
-        keys = sorted(values)
-        rows = pa.table({"text_hash": keys, "value": _list_array(np.stack([values[k] for k in keys]).astype(dtype))})
-        db.register("new_cache_rows", rows)
-        db.execute(f"INSERT INTO {table} SELECT ?, text_hash, value FROM new_cache_rows ON CONFLICT DO NOTHING", [kind])
-        db.unregister("new_cache_rows")
-    for old, survivor in sorted(plan.merges.items()):
-        db.execute("UPDATE story_members SET story_id = ? WHERE story_id = ?", [survivor, old])
-        db.execute("UPDATE story_merges SET story_id = ? WHERE story_id = ?", [survivor, old])
-        db.execute("INSERT INTO story_merges VALUES (?, ?, ?, ?)", [old, survivor, run_id, now])
-        db.execute(
-            "UPDATE stories SET status = 'merged', merged_into = ?, updated_run_id = ?, updated_at = ? WHERE story_id = ?",
-            [survivor, run_id, now, old],
-        )
-    if plan.members:
-        members = pa.Table.from_pylist(plan.members, schema=_member_schema())
-        db.register("new_members", members)
-        db.execute(
-            "INSERT INTO story_members (story_id, article_id, similarity, nearest_article_id, nearest_similarity, "
-            "near_duplicate_group, joined_run_id, story_similarity, date_agreement, event_dates, shared_names, "
-            "missing_names) SELECT story_id, article_id, similarity, nearest_article_id, nearest_similarity, "
-            "near_duplicate_group, ? AS joined_run_id, story_similarity, date_agreement, event_dates, shared_names, "
-            "missing_names FROM new_members",
-            [run_id],
-        )
-        db.unregister("new_members")
-    if plan.stories:
-        stories = pa.Table.from_pylist(plan.stories)
-        db.register("touched_stories", stories)
-        db.execute(
-            """
-            INSERT INTO stories (story_id, headline, headline_article_id, headline_kind, size, sources, first_seen,
-                last_seen, status, merged_into, created_run_id, updated_run_id, updated_at, headline_reason)
-            SELECT story_id, headline, headline_article_id, headline_kind, size, sources,
-                first_seen, last_seen, 'open', NULL, ?, ?, updated_at, headline_reason FROM touched_stories
-            ON CONFLICT (story_id) DO UPDATE SET headline = excluded.headline,
-                headline_article_id = excluded.headline_article_id, headline_kind = excluded.headline_kind,
-                headline_reason = excluded.headline_reason,
-                size = excluded.size, sources = excluded.sources, first_seen = excluded.first_seen,
-                last_seen = excluded.last_seen, updated_run_id = excluded.updated_run_id,
-                updated_at = excluded.updated_at
-            """,
-            [run_id, run_id],
-        )
-        db.unregister("touched_stories")
-    if rejects:
-        table = pa.table(
-            {
-                "file": [r.file for r in rejects],
-                "line": pa.array([r.line for r in rejects], type=pa.int32()),
-                "reason": [r.reason for r in rejects],
-                "record": [r.record for r in rejects],
-            }
-        )
-        db.register("new_rejects", table)
-        # A record rejected before (same file, line and content) is not listed again: re-reading a file, as
-        # runs capped by run.max_items do, changes nothing (its first reason stays).
-        db.execute(
-            "INSERT INTO rejects SELECT ? AS run_id, n.file, n.line, n.reason, n.record FROM new_rejects n "
-            "WHERE NOT EXISTS (SELECT 1 FROM rejects r WHERE r.file IS NOT DISTINCT FROM n.file AND "
-            "r.line IS NOT DISTINCT FROM n.line AND r.record IS NOT DISTINCT FROM n.record)",
-            [run_id],
-        )
-        db.unregister("new_rejects")
-
-
-def _member_schema() -> Any:
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("story_id", pa.string()),
-            ("article_id", pa.string()),
-            ("similarity", pa.float32()),
-            ("nearest_article_id", pa.string()),
-            ("nearest_similarity", pa.float32()),
-            ("near_duplicate_group", pa.string()),
-            ("story_similarity", pa.float32()),
-            ("date_agreement", pa.float32()),
-            ("event_dates", pa.list_(pa.date32())),
-            ("shared_names", pa.list_(pa.string())),
-            ("missing_names", pa.list_(pa.string())),
-        ]
-    )
-
-
-def _list_array(matrix: np.ndarray) -> Any:
-    """Rows of a float32 matrix as an Arrow list column, without a Python float per element."""
-    import pyarrow as pa
-
-    rows, width = matrix.shape
-    offsets = pa.array(np.arange(0, (rows + 1) * width, width, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))

@@ -1,5 +1,8 @@
 """Store stage: the DuckDB file people query. Table and column names here are the public interface.
 
+All of the pipeline's SQL is here, so a schema change is made in one file: other modules get typed
+records (frozen dataclasses with named fields), never rows to unpack by position.
+
 Schema changes are numbered migrations recorded in `schema_migrations`, so an older file upgrades itself.
 Every write of a run happens in one transaction (see `pipeline.runner`); a killed run leaves nothing.
 """
@@ -15,14 +18,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.errors import LockedError, NotFoundError, StoreError
-from pipeline.records import Article
+from pipeline.records import Article, Reject
+
+if TYPE_CHECKING:
+    from pipeline.assign import StoryPlan
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -127,6 +133,145 @@ class StoredArticle:
     content_hash: str
 
 
+# -- typed records the store returns: callers read named fields, never column positions -----------------
+
+
+@dataclass(frozen=True)
+class StoryOrigin:
+    """When a stored story began: the older of two merged stories survives."""
+
+    first_seen: datetime | None
+    run_id: str
+
+
+@dataclass(frozen=True)
+class TopStory:
+    story_id: str
+    size: int
+    sources: int | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    headline: str
+
+
+@dataclass(frozen=True)
+class StoryMember:
+    article_id: str
+    source: str | None
+    published_at: datetime | None
+    similarity: float | None
+    near_duplicate_group: str | None
+    title: str | None
+    text: str | None
+
+
+@dataclass(frozen=True)
+class Story:
+    """One story (a merged id already resolved to its survivor) and its members in time order."""
+
+    story_id: str
+    headline: str
+    size: int
+    sources: int | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    status: str
+    members: list[StoryMember]
+
+
+@dataclass(frozen=True)
+class UnreadableFile:
+    file: str
+    size: int
+    sha256: str
+    reason: str
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class RejectReason:
+    reason: str
+    count: int
+    example: str  # where one such record is: file:line
+
+
+@dataclass(frozen=True)
+class PruneCounts:
+    stories: int
+    articles: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The state of the database, so a reader knows how fresh and how big the picture is."""
+
+    open_stories: int
+    merged_stories: int
+    articles: int
+    sources: int
+    runs: int
+    rejected: int
+    last_run_id: str | None
+    last_run_status: str | None
+    last_run_at: datetime | None
+    last_run_new: int | None
+
+
+@dataclass(frozen=True)
+class StoryHead:
+    """A story as the report heads it."""
+
+    story_id: str
+    headline: str
+    headline_article_id: str | None
+    headline_reason: str | None
+    size: int
+    sources: int
+
+
+@dataclass(frozen=True)
+class MemberEvidence:
+    """A member as the report shows it: the start of its text and the evidence it joined on."""
+
+    article_id: str
+    title: str | None
+    text_start: str | None
+    source: str | None
+    url: str | None
+    published_at: datetime | None
+    story_similarity: float | None
+    date_agreement: float | None
+    event_dates: list[date]
+    shared_names: list[str]
+    missing_names: list[str]
+    near_duplicate_group: str | None
+
+
+@dataclass(frozen=True)
+class SourceCount:
+    source: str
+    members: int
+
+
+# Columns added by migration 3: an older file that no run has upgraded yet still gets a report, without them.
+OPTIONAL_COLUMNS = {
+    ("stories", "s"): ["headline_reason"],
+    ("story_members", "m"): ["story_similarity", "date_agreement", "event_dates", "shared_names", "missing_names"],
+}
+
+# Exports: file name -> (table or view, row order); format -> COPY options.
+EXPORTS: dict[str, tuple[str, str]] = {
+    "stories": ("stories", "status <> 'open', size DESC, last_seen DESC NULLS LAST, story_id"),
+    "story_members": ("story_articles", "story_id, published_at NULLS LAST, article_id"),
+}
+COPY_OPTIONS: dict[str, str] = {
+    "parquet": "FORMAT parquet",
+    "csv": "FORMAT csv, HEADER true",
+    "jsonl": "FORMAT json",  # DuckDB writes one object per line unless ARRAY true
+}
+
+
 class Store:
     """A DuckDB database holding articles, stories and runs.
 
@@ -211,6 +356,117 @@ class Store:
             [status, *[json.dumps(v) if isinstance(v, dict) else v for v in values.values()], run_id],
         )
 
+    def write_run(
+        self,
+        run_id: str,
+        articles: list[Article],
+        plan: StoryPlan,
+        rejects: list[Reject],
+        vectors: dict[str, np.ndarray],
+        signatures: dict[str, np.ndarray],
+        model: str,
+        scheme: str,
+    ) -> None:
+        """Everything a run adds: its new articles, the vectors and signatures it computed (cached by `model`
+        and `scheme`), its merges, members and stories, and its rejects. The caller holds the transaction."""
+        import pyarrow as pa
+
+        db = self.db
+        now = datetime.now()
+        if articles:
+            table = pa.table(
+                {
+                    "article_id": [a.article_id for a in articles],
+                    "title": [a.title for a in articles],
+                    "text": [a.text for a in articles],
+                    "source": [a.source for a in articles],
+                    "url": [a.url for a in articles],
+                    "published_at": pa.array([a.published_at for a in articles], type=pa.timestamp("us")),
+                    "title_raw": [a.title_raw for a in articles],
+                    "text_raw": [a.text_raw for a in articles],
+                    "content_hash": [a.content_hash for a in articles],
+                    "notes": pa.array([a.notes for a in articles], type=pa.list_(pa.string())),
+                    "input_file": [a.file for a in articles],
+                    "input_line": pa.array([a.line for a in articles], type=pa.int32()),
+                }
+            )
+            db.register("new_articles", table)
+            db.execute("INSERT INTO articles SELECT *, ? AS run_id, ? AS ingested_at FROM new_articles", [run_id, now])
+            db.unregister("new_articles")
+        for cache, kind, values, dtype in (
+            ("embedding_cache", model, vectors, np.float32),
+            ("minhash_cache", scheme, signatures, np.uint32),
+        ):
+            if not values:
+                continue
+            keys = sorted(values)
+            rows = pa.table(
+                {"text_hash": keys, "value": _list_array(np.stack([values[k] for k in keys]).astype(dtype))}
+            )
+            db.register("new_cache_rows", rows)
+            db.execute(
+                f"INSERT INTO {cache} SELECT ?, text_hash, value FROM new_cache_rows ON CONFLICT DO NOTHING", [kind]
+            )
+            db.unregister("new_cache_rows")
+        for old, survivor in sorted(plan.merges.items()):
+            db.execute("UPDATE story_members SET story_id = ? WHERE story_id = ?", [survivor, old])
+            db.execute("UPDATE story_merges SET story_id = ? WHERE story_id = ?", [survivor, old])
+            db.execute("INSERT INTO story_merges VALUES (?, ?, ?, ?)", [old, survivor, run_id, now])
+            db.execute(
+                "UPDATE stories SET status = 'merged', merged_into = ?, updated_run_id = ?, updated_at = ? WHERE story_id = ?",
+                [survivor, run_id, now, old],
+            )
+        if plan.members:
+            members = pa.Table.from_pylist(plan.members, schema=_member_schema())
+            db.register("new_members", members)
+            db.execute(
+                "INSERT INTO story_members (story_id, article_id, similarity, nearest_article_id, nearest_similarity, "
+                "near_duplicate_group, joined_run_id, story_similarity, date_agreement, event_dates, shared_names, "
+                "missing_names) SELECT story_id, article_id, similarity, nearest_article_id, nearest_similarity, "
+                "near_duplicate_group, ? AS joined_run_id, story_similarity, date_agreement, event_dates, shared_names, "
+                "missing_names FROM new_members",
+                [run_id],
+            )
+            db.unregister("new_members")
+        if plan.stories:
+            stories = pa.Table.from_pylist(plan.stories)
+            db.register("touched_stories", stories)
+            db.execute(
+                """
+                INSERT INTO stories (story_id, headline, headline_article_id, headline_kind, size, sources, first_seen,
+                    last_seen, status, merged_into, created_run_id, updated_run_id, updated_at, headline_reason)
+                SELECT story_id, headline, headline_article_id, headline_kind, size, sources,
+                    first_seen, last_seen, 'open', NULL, ?, ?, updated_at, headline_reason FROM touched_stories
+                ON CONFLICT (story_id) DO UPDATE SET headline = excluded.headline,
+                    headline_article_id = excluded.headline_article_id, headline_kind = excluded.headline_kind,
+                    headline_reason = excluded.headline_reason,
+                    size = excluded.size, sources = excluded.sources, first_seen = excluded.first_seen,
+                    last_seen = excluded.last_seen, updated_run_id = excluded.updated_run_id,
+                    updated_at = excluded.updated_at
+                """,
+                [run_id, run_id],
+            )
+            db.unregister("touched_stories")
+        if rejects:
+            table = pa.table(
+                {
+                    "file": [r.file for r in rejects],
+                    "line": pa.array([r.line for r in rejects], type=pa.int32()),
+                    "reason": [r.reason for r in rejects],
+                    "record": [r.record for r in rejects],
+                }
+            )
+            db.register("new_rejects", table)
+            # A record rejected before (same file, line and content) is not listed again: re-reading a file, as
+            # runs capped by run.max_items do, changes nothing (its first reason stays).
+            db.execute(
+                "INSERT INTO rejects SELECT ? AS run_id, n.file, n.line, n.reason, n.record FROM new_rejects n "
+                "WHERE NOT EXISTS (SELECT 1 FROM rejects r WHERE r.file IS NOT DISTINCT FROM n.file AND "
+                "r.line IS NOT DISTINCT FROM n.line AND r.record IS NOT DISTINCT FROM n.record)",
+                [run_id],
+            )
+            db.unregister("new_rejects")
+
     # -- reads ------------------------------------------------------------------------------------------
     def stored_hashes(self, article_ids: list[str]) -> dict[str, str]:
         """Content hash of each of these ids that is already stored."""
@@ -288,13 +544,13 @@ class Store:
         ).fetchall()
         return dict(rows)
 
-    def story_created(self, story_ids: list[str]) -> dict[str, tuple[Any, str]]:
+    def story_created(self, story_ids: list[str]) -> dict[str, StoryOrigin]:
         if not story_ids:
             return {}
         rows = self.db.execute(
             "SELECT story_id, first_seen, created_run_id FROM stories WHERE list_contains(?, story_id)", [story_ids]
         ).fetchall()
-        return {r[0]: (r[1], r[2]) for r in rows}
+        return {story_id: StoryOrigin(first_seen, run_id) for story_id, first_seen, run_id in rows}
 
     def known_bad_file(self, path: Path, size: int) -> str | None:
         """The content hash recorded for this file when it could not be read at this size (None: not known)."""
@@ -320,23 +576,26 @@ class Store:
                 [run_id, skipped],
             )
 
-    def file_rejects(self) -> list[tuple]:
-        return self.db.execute(
+    def file_rejects(self) -> list[UnreadableFile]:
+        rows = self.db.execute(
             "SELECT file, size, sha256, reason, first_seen, last_seen FROM file_rejects ORDER BY last_seen DESC, file"
         ).fetchall()
+        return [UnreadableFile(*row) for row in rows]
 
-    def reject_reasons(self, limit: int) -> list[tuple[str, int, str]]:
+    def reject_reasons(self, limit: int) -> list[RejectReason]:
         """Rejected records by reason: how many, and where one of them is (file:line)."""
-        return self.db.execute(
+        rows = self.db.execute(
             "SELECT reason, count(*) AS n, min(coalesce(file, '?') || ':' || coalesce(CAST(line AS VARCHAR), '?')) "
             "FROM rejects GROUP BY reason ORDER BY n DESC, reason LIMIT ?",
             [limit],
         ).fetchall()
+        return [RejectReason(*row) for row in rows]
 
-    def top_stories(self, limit: int) -> list[tuple]:
-        return self.db.execute(
+    def top_stories(self, limit: int) -> list[TopStory]:
+        rows = self.db.execute(
             "SELECT story_id, size, sources, first_seen, last_seen, headline FROM top_stories LIMIT ?", [limit]
         ).fetchall()
+        return [TopStory(*row) for row in rows]
 
     def resolve_story(self, story_id: str) -> str:
         """The surviving id of a story, following recorded merges."""
@@ -351,7 +610,7 @@ class Store:
             raise NotFoundError(f"no story {story_id!r} in {self.path} (see `storyclust stories`)")
         return story_id
 
-    def story(self, story_id: str) -> tuple[tuple, list[tuple]]:
+    def story(self, story_id: str) -> Story:
         story_id = self.resolve_story(story_id)
         head = self.db.execute(
             "SELECT story_id, headline, size, sources, first_seen, last_seen, status FROM stories WHERE story_id = ?",
@@ -363,12 +622,12 @@ class Store:
             "ORDER BY published_at NULLS LAST, article_id",
             [story_id],
         ).fetchall()
-        return head, members
+        return Story(*head, [StoryMember(*row) for row in members])
 
     def memberships(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT article_id, story_id FROM story_members").fetchall())
 
-    def prune_stories(self, older_than_days: float) -> tuple[int, int]:
+    def prune_stories(self, older_than_days: float) -> PruneCounts:
         """Delete closed stories whose last item is older than the cutoff, with their articles."""
         cutoff = f"now()::TIMESTAMP - to_microseconds(CAST({float(older_than_days)} * 86400e6 AS BIGINT))"
         with self.transaction():
@@ -389,7 +648,154 @@ class Store:
             self.db.execute(
                 "DELETE FROM stories WHERE story_id IN (SELECT story_id FROM doomed) OR merged_into IN (SELECT story_id FROM doomed)"
             )
-        return stories, articles
+        return PruneCounts(stories, articles)
+
+    # -- the report -------------------------------------------------------------------------------------
+    def _report_columns(self) -> dict[str, str]:
+        """Each optional column as the report selects it: the column, or NULL in a file from before it."""
+        present = set(self.db.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall())
+        return {
+            column: (f"{alias}.{column}" if (table, column) in present else "NULL")
+            for (table, alias), columns in OPTIONAL_COLUMNS.items()
+            for column in columns
+        }
+
+    def summary(self) -> Summary:
+        counts = self.db.execute(
+            """
+            SELECT (SELECT count(*) FROM stories WHERE status = 'open'),
+                   (SELECT count(*) FROM stories WHERE status = 'merged'),
+                   (SELECT count(*) FROM articles),
+                   (SELECT count(DISTINCT source) FROM articles),
+                   (SELECT count(*) FROM runs),
+                   (SELECT count(*) FROM rejects)
+            """
+        ).fetchall()[0]
+        last = self.db.execute(
+            "SELECT run_id, status, coalesce(finished_at, started_at), articles_new FROM runs "
+            "ORDER BY started_at DESC, run_id DESC LIMIT 1"
+        ).fetchall()
+        return Summary(*counts, *(last[0] if last else (None, None, None, None)))
+
+    def story_heads(self, limit: int) -> list[StoryHead]:
+        """The biggest open stories, in the order of the `top_stories` view."""
+        rows = self.db.execute(
+            f"""
+            SELECT t.story_id, t.headline, s.headline_article_id, {self._report_columns()["headline_reason"]}, t.size,
+                   coalesce(t.sources, 0)
+            FROM top_stories t JOIN stories s USING (story_id)
+            ORDER BY t.size DESC, t.last_seen DESC NULLS LAST, t.story_id LIMIT ?
+            """,
+            [limit],
+        ).fetchall()
+        return [StoryHead(*row) for row in rows]
+
+    def member_evidence(self, story_ids: list[str], per_story: int, text_chars: int) -> dict[str, list[MemberEvidence]]:
+        """The first `per_story` members of each story in time order, with their evidence (and `text_chars`
+        + 1 characters of text, so the caller knows whether it was cut)."""
+        c = self._report_columns()
+        rows = self.db.execute(
+            f"""
+            SELECT story_id, article_id, title, text_start, source, url, published_at, story_similarity,
+                   date_agreement, event_dates, shared_names, missing_names, near_duplicate_group
+            FROM (
+                SELECT m.story_id, a.article_id, a.title, left(a.text, {int(text_chars) + 1}) AS text_start,
+                       a.source, a.url, a.published_at, {c["story_similarity"]} AS story_similarity,
+                       {c["date_agreement"]} AS date_agreement, {c["event_dates"]} AS event_dates,
+                       {c["shared_names"]} AS shared_names, {c["missing_names"]} AS missing_names,
+                       m.near_duplicate_group,
+                       row_number() OVER (PARTITION BY m.story_id ORDER BY a.published_at NULLS LAST, a.article_id) AS n
+                FROM story_members m JOIN articles a USING (article_id)
+                WHERE list_contains(?, m.story_id))
+            WHERE n <= ? ORDER BY story_id, n
+            """,
+            [story_ids, per_story],
+        ).fetchall()
+        found: dict[str, list[MemberEvidence]] = {story_id: [] for story_id in story_ids}
+        for story_id, *values in rows:
+            values[8:11] = [list(v or []) for v in values[8:11]]
+            found[story_id].append(MemberEvidence(*values))
+        return found
+
+    def member_times(self, story_ids: list[str]) -> dict[str, list[datetime]]:
+        """Publication times of every member of these stories (undated ones left out)."""
+        found: dict[str, list[datetime]] = {story_id: [] for story_id in story_ids}
+        rows = self.db.execute(
+            "SELECT m.story_id, a.published_at FROM story_members m JOIN articles a USING (article_id) "
+            "WHERE list_contains(?, m.story_id) AND a.published_at IS NOT NULL",
+            [story_ids],
+        ).fetchall()
+        for story_id, published_at in rows:
+            found[story_id].append(published_at)
+        return found
+
+    def member_sources(self, story_ids: list[str]) -> dict[str, list[SourceCount]]:
+        """The sources of each story's members, most members first."""
+        found: dict[str, list[SourceCount]] = {story_id: [] for story_id in story_ids}
+        rows = self.db.execute(
+            "SELECT m.story_id, a.source, count(*) AS n FROM story_members m JOIN articles a USING (article_id) "
+            "WHERE list_contains(?, m.story_id) AND coalesce(a.source, '') <> '' "
+            "GROUP BY ALL ORDER BY m.story_id, n DESC, a.source",
+            [story_ids],
+        ).fetchall()
+        for story_id, source, n in rows:
+            found[story_id].append(SourceCount(source, n))
+        return found
+
+    # -- exports ----------------------------------------------------------------------------------------
+    def export_relation(self, name: str, path: Path, fmt: str) -> int:
+        """Write the export `name` (see `EXPORTS`) to `path` in `fmt` with DuckDB's COPY; returns its rows."""
+        source, order = EXPORTS[name]
+        columns = self.db.execute(f"DESCRIBE {source}").fetchall()
+        select = ", ".join(_export_column(column[0], column[1], fmt) for column in columns)
+        result = self.db.execute(
+            f"COPY (SELECT {select} FROM {source} ORDER BY {order}) TO {_sql_string(path)} ({COPY_OPTIONS[fmt]})"
+        ).fetchall()
+        return int(result[0][0])
+
+
+def _export_column(name: str, type_: str, fmt: str) -> str:
+    """One column of an export's SELECT: CSV has no lists, so lists go as JSON arrays (["a","b"], readable by
+    any JSON parser, unlike DuckDB's [a, b]); JSON gets REAL as its shortest decimal (0.55, not 0.550000011920929)."""
+    quoted = '"' + name.replace('"', '""') + '"'
+    if fmt == "csv" and type_.endswith("[]"):
+        return f"to_json({quoted}) AS {quoted}"
+    if fmt == "jsonl" and type_ == "FLOAT":
+        return f"CAST(CAST({quoted} AS VARCHAR) AS DOUBLE) AS {quoted}"
+    return quoted
+
+
+def _sql_string(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _member_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("story_id", pa.string()),
+            ("article_id", pa.string()),
+            ("similarity", pa.float32()),
+            ("nearest_article_id", pa.string()),
+            ("nearest_similarity", pa.float32()),
+            ("near_duplicate_group", pa.string()),
+            ("story_similarity", pa.float32()),
+            ("date_agreement", pa.float32()),
+            ("event_dates", pa.list_(pa.date32())),
+            ("shared_names", pa.list_(pa.string())),
+            ("missing_names", pa.list_(pa.string())),
+        ]
+    )
+
+
+def _list_array(matrix: np.ndarray) -> Any:
+    """Rows of a float32 matrix as an Arrow list column, without a Python float per element."""
+    import pyarrow as pa
+
+    rows, width = matrix.shape
+    offsets = pa.array(np.arange(0, (rows + 1) * width, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))
 
 
 # Files are written in the storage format of DuckDB 1.2, so every DuckDB from 1.2 on (CLIs, DBeaver,
@@ -576,7 +982,7 @@ class WorkingCopy:
         Path(f"{self.work}.wal").unlink(missing_ok=True)
 
 
-def prune(path: str | Path, older_than_days: float, wait_seconds: float) -> tuple[int, int]:
+def prune(path: str | Path, older_than_days: float, wait_seconds: float) -> PruneCounts:
     """Delete old stories through a working copy, like a run (exits 75 while a run holds the lock)."""
     path = Path(path)
     if not path.exists():

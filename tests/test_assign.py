@@ -11,14 +11,15 @@ from pipeline.config import Config, NearDuplicateConfig
 from pipeline.dedup import find_near_duplicates
 from pipeline.records import Article
 from pipeline.similarity import build_graph
+from pipeline.store import StoryOrigin
 
 
 class FakeStore:
     """Only what `assign_stories` reads: when each existing story was first seen."""
 
-    def story_created(self, story_ids: list[str]) -> dict:
+    def story_created(self, story_ids: list[str]) -> dict[str, StoryOrigin]:
         first = {"s-a": datetime(2024, 1, 3), "s-b": datetime(2024, 1, 2), "s-c": datetime(2024, 1, 1)}
-        return {s: (first[s], "r-1") for s in story_ids}
+        return {s: StoryOrigin(first[s], "r-1") for s in story_ids}
 
 
 def article(article_id: str, title: str) -> Article:

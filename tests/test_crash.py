@@ -21,7 +21,7 @@ from tests.conftest import ROOT, SHARED_DATA, needs_shared_data
 
 DOCS = SHARED_DATA / "uci-news-head" / "docs.jsonl"
 ITEMS = 2000
-STAGES = ["ingest", "normalize", "embed", "near_duplicates", "evidence", "cluster", "headline"]
+STAGES = ["ingest", "normalize", "embed", "minhash", "near_duplicates", "evidence", "cluster", "headline"]
 
 
 def storyclust(*args: str) -> list[str]:

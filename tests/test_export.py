@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-import pipeline.export
+import pipeline.store
 from pipeline.cli import main
 from pipeline.export import FORMATS, export
 from pipeline.store import Store
@@ -40,7 +40,7 @@ def columns_of(db: Path, relation: str) -> list[str]:
 def test_export_writes_every_story_and_member_with_the_evidence(small_db: Path, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "exports"
     files = export(small_db, out, fmt)
-    ext = FORMATS[fmt][0]
+    ext = FORMATS[fmt]
     assert [(f.path, f.rows) for f in files] == [
         (out / f"stories.{ext}", len(STORIES)),
         (out / f"story_members.{ext}", len(MEMBERS)),
@@ -78,8 +78,8 @@ def test_failed_export_keeps_the_earlier_files(small_db: Path, tmp_path: Path, m
     out = tmp_path / "out"
     export(small_db, out, "parquet")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    broken = {**pipeline.export.SOURCES, "story_members": ("no_such_view", "1")}
-    monkeypatch.setattr(pipeline.export, "SOURCES", broken)
+    broken = {**pipeline.store.EXPORTS, "story_members": ("no_such_view", "1")}
+    monkeypatch.setattr(pipeline.store, "EXPORTS", broken)
     with pytest.raises(duckdb.CatalogException):  # fails after stories.parquet's temporary file is written
         export(small_db, out, "parquet")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

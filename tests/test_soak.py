@@ -23,7 +23,7 @@ def test_stories_and_show_answer_while_a_run_is_computing(tmp_path: Path, shared
     cli = [sys.executable, "-m", "pipeline.cli"]
     subprocess.run([*cli, "run", str(SAMPLE), "--db", str(db), "-q"], cwd=ROOT, check=True, capture_output=True)
     story = Store(db, read_only=True)
-    story_id = story.top_stories(1)[0][0]
+    story_id = story.top_stories(1)[0].story_id
     story.close()
     process = subprocess.Popen(
         [*cli, "run", str(shared_data / "uci-news-head" / "docs.jsonl"), "--db", str(db), "-q", "--log-format", "json"],
