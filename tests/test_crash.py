@@ -36,8 +36,8 @@ def counts(db: Path) -> dict[str, int]:
         }
 
 
-def kill_after(db: Path, source: Path, stage: str, extra_seconds: float = 0.0) -> None:
-    """Start a run and SIGKILL it once `stage` has reported (plus `extra_seconds`)."""
+def kill_after(db: Path, source: Path, stage: str, extra_seconds: float = 0.0) -> dict:
+    """Start a run and SIGKILL it once `stage` has reported (plus `extra_seconds`); its log row."""
     process = subprocess.Popen(
         storyclust("run", str(source), "--db", str(db)),
         cwd=ROOT,
@@ -45,13 +45,16 @@ def kill_after(db: Path, source: Path, stage: str, extra_seconds: float = 0.0) -
         stderr=subprocess.PIPE,
         text=True,
     )
+    row: dict = {}
     for line in process.stderr:
         if line.startswith("{") and json.loads(line).get("stage") == stage:
+            row = json.loads(line)
             time.sleep(extra_seconds)
             break
     assert process.poll() is None, f"the run ended before the kill after {stage}"
     process.send_signal(signal.SIGKILL)
     process.wait()
+    return row
 
 
 @needs_shared_data()
@@ -62,18 +65,19 @@ def test_sigkill_at_any_stage_changes_nothing_and_the_next_run_completes(tmp_pat
     seed.write_text("".join(lines[:200]), encoding="utf-8")
     batch.write_text("".join(lines[:ITEMS]), encoding="utf-8")
     db = tmp_path / "stories.duckdb"
-    done = subprocess.run(
+    subprocess.run(
         storyclust("run", str(seed), "--db", str(db)), cwd=ROOT, check=True, capture_output=True, text=True
     )
-    embed = next(json.loads(line) for line in done.stderr.splitlines() if '"stage": "embed"' in line)
-    rate = embed["embedded"] / max(embed["seconds"], 1e-3)  # texts per second on this machine, model load included
     before = counts(db)
     assert before["articles"] == 200
 
+    embed_seconds = 0.0
     for stage in STAGES:
-        kill_after(db, batch, stage)
+        row = kill_after(db, batch, stage)
+        embed_seconds = row["seconds"] if stage == "embed" else embed_seconds
         assert counts(db) == before, f"killed after {stage}"
-    kill_after(db, batch, "normalize", extra_seconds=0.5 * (ITEMS - 200) / rate)  # inside the embedding stage
+    # Inside the embedding stage: half the time it took on this batch a moment ago.
+    kill_after(db, batch, "normalize", extra_seconds=0.5 * embed_seconds)
     assert counts(db) == before, "killed inside the embedding stage"
 
     finished = subprocess.run(storyclust("run", str(batch), "--db", str(db)), cwd=ROOT, capture_output=True, text=True)
