@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from pipeline.config import ENGINES, FORMATS, Config, load_config
 from pipeline.errors import StoryclustError
+
+if TYPE_CHECKING:
+    from pipeline.store import Store
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 
 DB_HELP = "DuckDB file (default: store.db in the config, data/storyclust.duckdb)."
 
@@ -25,6 +31,24 @@ def _fail(problem: StoryclustError) -> None:
 
 def _db(config: Config, db: str | None) -> str:
     return db or config.store.db
+
+
+def _store_options(config_help: str = "TOML config, for store.db.") -> Callable[[_Command], _Command]:
+    """--db and --config, as every command over an existing database takes them."""
+
+    def decorate(command: _Command) -> _Command:
+        command = click.option("--config", "config_path", type=click.Path(dir_okay=False), help=config_help)(command)
+        return click.option("--db", help=DB_HELP)(command)
+
+    return decorate
+
+
+def _read_store(db: str | None, config_path: str | None) -> Store:
+    """The database the options name, read-only, waiting for a publishing run as long as the config says."""
+    from pipeline.store import Store
+
+    config = load_config(config_path)
+    return Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds)
 
 
 class _Commands(click.Group):
@@ -148,8 +172,7 @@ def _print_stories(db: str, limit: int, wait_seconds: float) -> None:
 
 @main.command("stories")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many stories.")
-@click.option("--db", help=DB_HELP)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+@_store_options()
 def stories_command(limit: int, db: str | None, config_path: str | None) -> None:
     """List the biggest open stories."""
     config = load_config(config_path)
@@ -158,14 +181,10 @@ def stories_command(limit: int, db: str | None, config_path: str | None) -> None
 
 @main.command("show")
 @click.argument("story_id")
-@click.option("--db", help=DB_HELP)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+@_store_options()
 def show_command(story_id: str, db: str | None, config_path: str | None) -> None:
     """Show one story (merged ids resolve to the surviving story) with its members and evidence."""
-    from pipeline.store import Store
-
-    config = load_config(config_path)
-    with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
+    with _read_store(db, config_path) as store:
         story = store.story(story_id)
     if story.story_id != story_id:
         click.echo(f"{story_id} was merged into {story.story_id}")
@@ -187,15 +206,12 @@ def show_command(story_id: str, db: str | None, config_path: str | None) -> None
 @main.command("eval")
 @click.option("--gold", required=True, type=click.Path(dir_okay=False), help='Gold file: {"id", "story"} per line.')
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--db", help=DB_HELP)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+@_store_options()
 def eval_command(gold: str, as_json: bool, db: str | None, config_path: str | None) -> None:
     """Score the stories in the database against a gold labelling (BCubed, pairwise F1, ARI)."""
     from pipeline.evaluate import read_gold, score
-    from pipeline.store import Store
 
-    config = load_config(config_path)
-    with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
+    with _read_store(db, config_path) as store:
         memberships = store.memberships()
     scores = score(memberships, read_gold(gold))
     if as_json:
@@ -209,8 +225,7 @@ def eval_command(gold: str, as_json: bool, db: str | None, config_path: str | No
 @click.argument("article_a")
 @click.argument("article_b")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--db", help=DB_HELP)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (its cluster rules).")
+@_store_options(config_help="TOML config (its cluster rules).")
 def explain_command(article_a: str, article_b: str, as_json: bool, db: str | None, config_path: str | None) -> None:
     """Say whether two articles are in one story, and why: each signal and the rule it meets or misses."""
     from pipeline.explain import explain
@@ -239,14 +254,10 @@ def explain_command(article_a: str, article_b: str, as_json: bool, db: str | Non
 
 @main.command("rejects")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many records.")
-@click.option("--db", help=DB_HELP)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+@_store_options()
 def rejects_command(limit: int, db: str | None, config_path: str | None) -> None:
     """List input files that could not be read (not retried until they change) and rejected records by reason."""
-    from pipeline.store import Store
-
-    config = load_config(config_path)
-    with Store(_db(config, db), read_only=True, wait_seconds=config.store.lock_wait_seconds) as store:
+    with _read_store(db, config_path) as store:
         files = store.file_rejects()
         reasons = store.reject_reasons(limit)
     click.echo(f"unreadable files: {len(files)}")
@@ -263,8 +274,7 @@ def rejects_command(limit: int, db: str | None, config_path: str | None) -> None
 
 @main.command("prune")
 @click.option("--older-than-days", required=True, type=click.FloatRange(min=0), help="Age of the last item.")
-@click.option("--db", help=DB_HELP)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+@_store_options()
 def prune_command(older_than_days: float, db: str | None, config_path: str | None) -> None:
     """Delete stories (and their articles) whose last item is older than the cutoff."""
     from pipeline.store import prune
@@ -281,8 +291,7 @@ def prune_command(older_than_days: float, db: str | None, config_path: str | Non
 @click.option(
     "--limit", "-n", default=50, show_default=True, type=click.IntRange(min=1), help="How many of the biggest stories."
 )
-@click.option("--db", help=DB_HELP)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+@_store_options()
 def report_command(out: str, limit: int, db: str | None, config_path: str | None) -> None:
     """Write one HTML page of the biggest open stories, to read in any browser, on a phone too.
 
@@ -314,8 +323,7 @@ def report_command(out: str, limit: int, db: str | None, config_path: str | None
     show_default=True,
     help="File format; in CSV, list columns are JSON arrays.",
 )
-@click.option("--db", help=DB_HELP)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config, for store.db.")
+@_store_options()
 def export_command(out: str, fmt: str, db: str | None, config_path: str | None) -> None:
     """Write the stories and their members as Parquet, CSV or JSON Lines files.
 

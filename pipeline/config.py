@@ -11,7 +11,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, ClassVar, get_type_hints
 
 from pipeline.errors import ConfigError
 
@@ -28,118 +28,113 @@ class FieldMap:
     published_at: str = "published_at"
 
 
+FORMATS = ("jsonl", "csv", "parquet", "rss", "digest")
+ENGINES = ("local", "ray")
+
+
+def _ranged(default: float, low: float, high: float | str) -> Any:
+    """A setting whose valid range stands beside its default; `high` may name an earlier setting."""
+    return field(default=default, metadata={"range": (low, high)})
+
+
+def _one_of(default: str, options: tuple[str, ...]) -> Any:
+    """A setting that must be one of `options`."""
+    return field(default=default, metadata={"options": options})
+
+
+class _Section:
+    """A config section: one loop checks every range and choice its fields declare, in field order."""
+
+    section: ClassVar[str]
+
+    def __init_subclass__(cls, section: str = "", **kwargs: Any) -> None:
+        """Each section names its TOML table, the prefix of its keys in error messages."""
+        super().__init_subclass__(**kwargs)
+        cls.section = section
+
+    def validate(self) -> None:
+        for setting in dataclasses.fields(self):  # type: ignore[arg-type]
+            key = f"{self.section}.{setting.name}"
+            value = getattr(self, setting.name)
+            if "options" in setting.metadata:
+                _choice(key, value, setting.metadata["options"])
+            if "range" in setting.metadata:
+                low, high = setting.metadata["range"]
+                _in_range(key, value, low, getattr(self, high) if isinstance(high, str) else high)
+
+
 @dataclass(frozen=True)
-class InputConfig:
-    format: str = "auto"
+class InputConfig(_Section, section="input"):
+    format: str = _one_of("auto", ("auto", *FORMATS))
     fields: FieldMap = field(default_factory=FieldMap)
-    max_field_chars: int = 100_000
-
-    def validate(self) -> None:
-        _choice("input.format", self.format, ("auto", *FORMATS))
-        _in_range("input.max_field_chars", self.max_field_chars, 100, 10_000_000)
+    max_field_chars: int = _ranged(100_000, 100, 10_000_000)
 
 
 @dataclass(frozen=True)
-class NearDuplicateConfig:
-    shingle_words: int = 3
-    num_perm: int = 128
-    threshold: float = 0.5
-
-    def validate(self) -> None:
-        _in_range("near_duplicates.shingle_words", self.shingle_words, 1, 10)
-        _in_range("near_duplicates.num_perm", self.num_perm, 16, 1024)
-        _in_range("near_duplicates.threshold", self.threshold, 0.05, 1.0)
+class NearDuplicateConfig(_Section, section="near_duplicates"):
+    shingle_words: int = _ranged(3, 1, 10)
+    num_perm: int = _ranged(128, 16, 1024)
+    threshold: float = _ranged(0.5, 0.05, 1.0)
 
 
 @dataclass(frozen=True)
-class EmbedConfig:
+class EmbedConfig(_Section, section="embed"):
     model: str = ""
-    backend: str = "onnx"
-    batch_size: int = 64
-    max_chars: int = 2000
+    backend: str = _one_of("onnx", ("torch", "onnx", "onnx-int8"))
+    batch_size: int = _ranged(64, 1, 4096)
+    max_chars: int = _ranged(2000, 50, 100_000)
     cache: bool = True
 
     def validate(self) -> None:
-        _choice("embed.backend", self.backend, ("torch", "onnx", "onnx-int8"))
-        _in_range("embed.batch_size", self.batch_size, 1, 4096)
-        _in_range("embed.max_chars", self.max_chars, 50, 100_000)
+        super().validate()
         if self.model and not Path(self.model).is_dir():
             raise ConfigError(f"embed.model: {self.model!r} is not a local model directory")
 
 
 @dataclass(frozen=True)
-class ClusterConfig:
-    neighbours: int = 30
-    shared_neighbours: int = 10
-    exact_neighbours_up_to: int = 10000
-    lexical_weight: float = 0.67
-    full_text_words: int = 100
-    time_scale_hours: float = 48.0
-    min_cluster_size: int = 2
-    min_samples: int = 1
-    attach_similarity: float = 0.2
-    merge_similarity: float = 0.33
-    merge_cohesion: float = 0.74
-    merge_step_minutes: float = 30.0
-
-    def validate(self) -> None:
-        _in_range("cluster.neighbours", self.neighbours, 2, 500)
-        _in_range("cluster.shared_neighbours", self.shared_neighbours, 1, self.neighbours)
-        _in_range("cluster.exact_neighbours_up_to", self.exact_neighbours_up_to, 0, 10_000_000)
-        _in_range("cluster.lexical_weight", self.lexical_weight, 0.0, 1.0)
-        _in_range("cluster.full_text_words", self.full_text_words, 1, 100_000)
-        _in_range("cluster.time_scale_hours", self.time_scale_hours, 0.0, 1e6)
-        _in_range("cluster.min_cluster_size", self.min_cluster_size, 2, 1000)
-        _in_range("cluster.min_samples", self.min_samples, 1, 1000)
-        _in_range("cluster.attach_similarity", self.attach_similarity, 0.0, 2.0)
-        _in_range("cluster.merge_similarity", self.merge_similarity, 0.0, 1.0)
-        _in_range("cluster.merge_cohesion", self.merge_cohesion, 0.0, 2.0)
-        _in_range("cluster.merge_step_minutes", self.merge_step_minutes, 0.0, 1e6)
+class ClusterConfig(_Section, section="cluster"):
+    neighbours: int = _ranged(30, 2, 500)
+    shared_neighbours: int = _ranged(10, 1, "neighbours")
+    exact_neighbours_up_to: int = _ranged(10000, 0, 10_000_000)
+    lexical_weight: float = _ranged(0.67, 0.0, 1.0)
+    full_text_words: int = _ranged(100, 1, 100_000)
+    time_scale_hours: float = _ranged(48.0, 0.0, 1e6)
+    min_cluster_size: int = _ranged(2, 2, 1000)
+    min_samples: int = _ranged(1, 1, 1000)
+    attach_similarity: float = _ranged(0.2, 0.0, 2.0)
+    merge_similarity: float = _ranged(0.33, 0.0, 1.0)
+    merge_cohesion: float = _ranged(0.74, 0.0, 2.0)
+    merge_step_minutes: float = _ranged(30.0, 0.0, 1e6)
 
 
 @dataclass(frozen=True)
-class StoriesConfig:
-    window_hours: float = 168.0
-
-    def validate(self) -> None:
-        _in_range("stories.window_hours", self.window_hours, 0.0, 1e6)
+class StoriesConfig(_Section, section="stories"):
+    window_hours: float = _ranged(168.0, 0.0, 1e6)
 
 
 @dataclass(frozen=True)
-class StoreConfig:
+class StoreConfig(_Section, section="store"):
     db: str = "data/storyclust.duckdb"
-    lock_wait_seconds: float = 30.0
+    lock_wait_seconds: float = _ranged(30.0, 0.0, 3600.0)
 
     def validate(self) -> None:
         if not self.db:
             raise ConfigError("store.db: must name a file")
-        _in_range("store.lock_wait_seconds", self.lock_wait_seconds, 0.0, 3600.0)
+        super().validate()
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    max_items: int = 20000
-
-    def validate(self) -> None:
-        _in_range("run.max_items", self.max_items, 1, 100_000_000)
-
-
-ENGINES = ("local", "ray")
+class RunConfig(_Section, section="run"):
+    max_items: int = _ranged(20000, 1, 100_000_000)
 
 
 @dataclass(frozen=True)
-class EngineConfig:
-    name: str = "local"
+class EngineConfig(_Section, section="engine"):
+    name: str = _one_of("local", ENGINES)
     ray_address: str = ""
-    partition_items: int = 20000
-    embed_workers: int = 0
-    embed_gpus: float = 0.0
-
-    def validate(self) -> None:
-        _choice("engine.name", self.name, ENGINES)
-        _in_range("engine.partition_items", self.partition_items, 1, 100_000_000)
-        _in_range("engine.embed_workers", self.embed_workers, 0, 100_000)
-        _in_range("engine.embed_gpus", self.embed_gpus, 0.0, 64.0)
+    partition_items: int = _ranged(20000, 1, 100_000_000)
+    embed_workers: int = _ranged(0, 0, 100_000)
+    embed_gpus: float = _ranged(0.0, 0.0, 64.0)
 
 
 @dataclass(frozen=True)
@@ -169,9 +164,6 @@ class Config:
         if ray_address is not None:
             engine = dataclasses.replace(engine, name="ray", ray_address=ray_address)
         return dataclasses.replace(self, engine=engine).validate()
-
-
-FORMATS = ("jsonl", "csv", "parquet", "rss", "digest")
 
 
 def load_config(path: str | Path | None = None) -> Config:

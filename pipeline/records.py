@@ -7,10 +7,12 @@ Arrow tables (`records_table`, `table_records`); see `pipeline.stage` for the st
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import types
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import pyarrow as pa
 
@@ -88,35 +90,30 @@ def content_hash(title: str, text: str) -> str:
     return digest.hexdigest()
 
 
-# Arrow tables of records: what item stages take and give (a Ray Data block is such a table).
-RAW_RECORD_SCHEMA = pa.schema(
-    [
-        ("file", pa.string()),
-        ("line", pa.int64()),
-        ("id", pa.string()),
-        ("title", pa.string()),
-        ("text", pa.string()),
-        ("source", pa.string()),
-        ("url", pa.string()),
-        ("published_at", pa.timestamp("us")),
-        ("notes", pa.list_(pa.string())),
-    ]
-)
-ARTICLE_SCHEMA = pa.schema(
-    [
-        ("article_id", pa.string()),
-        ("title", pa.string()),
-        ("text", pa.string()),
-        ("title_raw", pa.string()),
-        ("text_raw", pa.string()),
-        ("source", pa.string()),
-        ("url", pa.string()),
-        ("published_at", pa.timestamp("us")),
-        ("file", pa.string()),
-        ("line", pa.int64()),
-        ("notes", pa.list_(pa.string())),
-    ]
-)
+# Arrow tables of records: what item stages take and give (a Ray Data block is such a table). Their schemas
+# are the records' own fields, in order, so a field added to a record travels without a second list to edit.
+_ARROW_TYPES: dict[Any, pa.DataType] = {
+    str: pa.string(),
+    int: pa.int64(),
+    datetime: pa.timestamp("us"),
+    list[str]: pa.list_(pa.string()),
+}
+
+
+def _record_schema(kind: type) -> pa.Schema:
+    """The Arrow schema of a record dataclass: one nullable column per field, typed by its annotation."""
+    hints = get_type_hints(kind)
+    columns = []
+    for name in (f.name for f in dataclasses.fields(kind)):
+        hint = hints[name]
+        if isinstance(hint, types.UnionType):  # `X | None`: nullable, as every column is
+            hint = next(arg for arg in get_args(hint) if arg is not type(None))
+        columns.append((name, _ARROW_TYPES[hint]))
+    return pa.schema(columns)
+
+
+RAW_RECORD_SCHEMA = _record_schema(RawRecord)
+ARTICLE_SCHEMA = _record_schema(Article)
 
 
 def records_table(records: list[Any], schema: pa.Schema) -> pa.Table:

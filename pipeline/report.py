@@ -20,20 +20,16 @@ from typing import Any
 
 from pipeline.errors import OutputError
 from pipeline.export import why_unwritable
-from pipeline.store import MemberEvidence, SourceCount, Store, Summary
+from pipeline.store import MemberEvidence, SourceCount, Store, StoryHead, Summary
 
 MEMBERS_SHOWN = 100  # per story: a bigger story says how many more there are and how to see them all
 TEXT_START_CHARS = 160  # an untitled member is shown by the start of its text
 
 
 @dataclass(frozen=True)
-class StoryView:
-    story_id: str
-    headline: str
-    headline_article_id: str | None
-    headline_reason: str | None
-    size: int
-    sources: int
+class StoryView(StoryHead):
+    """A story's head as the store gives it, with the members, times and sources its card shows."""
+
     members: list[MemberEvidence]  # the first MEMBERS_SHOWN, in time order
     times: list[datetime]  # publication times of all members (undated ones left out)
     top_sources: list[SourceCount]  # most members first
@@ -59,12 +55,7 @@ def load_report(db_path: str | Path, limit: int = 50, wait_seconds: float = 0.0)
         sources = store.member_sources(ids)
     stories = [
         StoryView(
-            story_id=head.story_id,
-            headline=head.headline,
-            headline_article_id=head.headline_article_id,
-            headline_reason=head.headline_reason,
-            size=head.size,
-            sources=head.sources,
+            **vars(head),
             members=members[head.story_id],
             times=times[head.story_id],
             top_sources=sources[head.story_id],

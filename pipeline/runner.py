@@ -152,9 +152,10 @@ def _run_locked(
 
     # One transaction for all the run writes: a failure in any partition leaves nothing of the run, and each
     # partition reads the stories the previous ones wrote (same connection).
+    ctx = _RunContext(store, config, report, timer, engine, stages)
     with store.transaction():
         plans = [
-            _partition(store, [new[i] for i in positions], config, report, timer, engine, stages)
+            _partition(ctx, [new[i] for i in positions])
             for positions in (time_partitions(new, config.engine.partition_items) if new else [])
         ]
         with timer.stage("store") as counts:
@@ -193,19 +194,13 @@ def _run_locked(
             counts.update(rejects=len(intake.rejects), partitions=len(plans))
 
 
-def _partition(
-    store: Any,
-    new: list[Article],
-    config: Config,
-    report: RunReport,
-    timer: StageTimer,
-    engine: Engine,
-    stages: _ItemStages,
-) -> StoryPlan:
+def _partition(ctx: _RunContext, new: list[Article]) -> StoryPlan:
     """Cluster one time partition on the engine and write it, so the next partition sees its open stories."""
-    plan, fresh = _cluster_partition(store, new, config, report, timer, engine, stages)
-    with timer.stage("store", len(new)) as counts:
-        store.write_run(report.run_id, new, plan, [], fresh.vectors, fresh.signatures, fresh.model, fresh.scheme)
+    plan, fresh = _cluster_partition(ctx, new)
+    with ctx.timer.stage("store", len(new)) as counts:
+        ctx.store.write_run(
+            ctx.report.run_id, new, plan, [], fresh.vectors, fresh.signatures, fresh.model, fresh.scheme
+        )
         counts.update(articles=len(new), stories=len(plan.touched))
     return plan
 
@@ -219,6 +214,18 @@ class _ItemStages:
         self.embed = EmbedStage(config.embed, progress)
 
 
+@dataclass(frozen=True)
+class _RunContext:
+    """What every partition of a run works with, passed as one value rather than six parameters."""
+
+    store: Any
+    config: Config
+    report: RunReport
+    timer: StageTimer
+    engine: Engine
+    stages: _ItemStages
+
+
 @dataclass
 class _Fresh:
     """What this run computed for the caches: vectors and MinHash signatures by text hash."""
@@ -229,21 +236,14 @@ class _Fresh:
     scheme: str = ""  # what the signatures are cached under (`dedup.signature_scheme`)
 
 
-def _cluster_partition(
-    store: Any,
-    new: list[Article],
-    config: Config,
-    report: RunReport,
-    timer: StageTimer,
-    engine: Engine,
-    stages: _ItemStages,
-) -> tuple[StoryPlan, _Fresh]:
+def _cluster_partition(ctx: _RunContext, new: list[Article]) -> tuple[StoryPlan, _Fresh]:
     """One time partition: its open stories from the store, vectors and signatures (cached, else computed by
     the engine), then the partition stages on the engine."""
     from pipeline.dedup import signature_scheme
     from pipeline.embed import model_id
     from pipeline.store import article_from_row
 
+    store, config, timer, engine, stages = ctx.store, ctx.config, ctx.timer, ctx.engine, ctx.stages
     dates = [a.published_at for a in new if a.published_at is not None]
     context_rows = store.open_story_context(min(dates) if dates else None, config.stories.window_hours)
     context = [article_from_row(row) for row in context_rows]
@@ -256,7 +256,7 @@ def _cluster_partition(
         cached = store.cached_vectors(model_id(config.embed), sorted(set(keys))) if config.embed.cache else {}
         vectors, fresh = _cached_or_computed(keys, texts, cached, lambda todo: _computed(engine, stages.embed, todo))
         vectors = vectors.astype(np.float32)
-        report.embedded += len(fresh)
+        ctx.report.embedded += len(fresh)
         counts.update(items=len(items), context=len(context), cached=len(set(keys)) - len(fresh), embedded=len(fresh))
 
     with timer.stage("minhash", len(items)) as counts:

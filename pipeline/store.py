@@ -127,12 +127,6 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
-@dataclass(frozen=True)
-class StoredArticle:
-    article_id: str
-    content_hash: str
-
-
 # -- typed records the store returns: callers read named fields, never column positions -----------------
 
 
@@ -419,13 +413,9 @@ class Store:
         if plan.members:
             members = pa.Table.from_pylist(plan.members, schema=_member_schema())
             db.register("new_members", members)
+            columns = ", ".join(members.schema.names)  # the member schema names what is written
             db.execute(
-                "INSERT INTO story_members (story_id, article_id, similarity, nearest_article_id, nearest_similarity, "
-                "near_duplicate_group, joined_run_id, story_similarity, date_agreement, event_dates, shared_names, "
-                "missing_names) SELECT story_id, article_id, similarity, nearest_article_id, nearest_similarity, "
-                "near_duplicate_group, ? AS joined_run_id, story_similarity, date_agreement, event_dates, shared_names, "
-                "missing_names FROM new_members",
-                [run_id],
+                f"INSERT INTO story_members ({columns}, joined_run_id) SELECT {columns}, ? FROM new_members", [run_id]
             )
             db.unregister("new_members")
         if plan.stories:
@@ -770,6 +760,7 @@ def _sql_string(path: Path) -> str:
 
 
 def _member_schema() -> Any:
+    """The columns of story_members a run writes from its plan (all but joined_run_id), with their Arrow types."""
     import pyarrow as pa
 
     return pa.schema(

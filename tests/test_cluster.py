@@ -7,7 +7,7 @@ import numpy as np
 from pipeline.cluster import cluster
 from pipeline.config import ClusterConfig, NearDuplicateConfig
 from pipeline.dedup import find_near_duplicates
-from pipeline.similarity import build_graph
+from pipeline.similarity import EvidenceGraph, build_graph
 
 
 def unit(rows: list[list[float]]) -> np.ndarray:
@@ -15,10 +15,11 @@ def unit(rows: list[list[float]]) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def graph_of(vectors: np.ndarray) -> object:
-    texts = [f"item {i}" for i in range(len(vectors))]
+def graph_of(vectors: np.ndarray, texts: list[str] | None = None, hours: np.ndarray | None = None) -> EvidenceGraph:
+    """The default-config graph of `vectors` (texts and hours optional: plain names, undated)."""
+    texts = texts or [f"item {i}" for i in range(len(vectors))]
     near = find_near_duplicates(texts, [str(i) for i in range(len(texts))], NearDuplicateConfig())
-    return build_graph(texts, vectors, np.full(len(texts), np.nan), near, ClusterConfig())
+    return build_graph(texts, vectors, np.full(len(texts), np.nan) if hours is None else hours, near, ClusterConfig())
 
 
 # Two tight topics (x and y axes) of three items each, far apart.
@@ -90,9 +91,7 @@ def test_all_group_similarities_in_blocks_equal_pairwise_group_averages() -> Non
     rng = np.random.default_rng(4)
     vectors = unit(rng.normal(size=(12, 5)).tolist())
     texts = [f"item {i} about {'markets' if i % 2 else 'Ukraine'} number {i % 3}" for i in range(12)]
-    near = find_near_duplicates(texts, [str(i) for i in range(12)], NearDuplicateConfig())
-    stamps = np.where(np.arange(12) % 4 == 0, np.nan, np.arange(12) * 30.0)
-    graph = build_graph(texts, vectors, stamps, near, ClusterConfig())
+    graph = graph_of(vectors, texts, np.where(np.arange(12) % 4 == 0, np.nan, np.arange(12) * 30.0))
     labels = np.array([0, 0, 1, 2, 2, 2, 3, 4, 4, 5, 6, 6])
     sums = _GroupSums.of(graph.features, labels)
     groups = np.array([0, 2, 3, 4, 6])
@@ -226,8 +225,7 @@ def test_a_pair_of_groups_scores_the_same_whatever_else_is_in_the_call() -> None
     rng = np.random.default_rng(8)
     vectors = unit(rng.normal(size=(30, 6)).tolist())
     texts = [f"item {i} about {'markets in Tokyo' if i % 3 else 'Ukraine and NATO'} number {i % 5}" for i in range(30)]
-    near = find_near_duplicates(texts, [str(i) for i in range(30)], NearDuplicateConfig())
-    graph = build_graph(texts, vectors, np.arange(30) * 7.0, near, ClusterConfig())
+    graph = graph_of(vectors, texts, np.arange(30) * 7.0)
     sums = _GroupSums.of(graph.features, rng.permutation(np.arange(30) % 10))
     left, right = np.triu_indices(10, 1)
     everything = group_similarity(sums, left, right, ClusterConfig())
@@ -241,9 +239,7 @@ def test_member_fit_is_the_similarity_of_the_member_with_the_rest_of_its_group()
     rng = np.random.default_rng(9)
     vectors = unit(rng.normal(size=(24, 6)).tolist())
     texts = [f"report {i} on {'the Kokomo shooting' if i % 2 else 'Fed rates'} with {i % 4} names" for i in range(24)]
-    near = find_near_duplicates(texts, [str(i) for i in range(24)], NearDuplicateConfig())
-    hours = np.where(np.arange(24) % 5 == 0, np.nan, np.arange(24) * 20.0)
-    graph = build_graph(texts, vectors, hours, near, ClusterConfig())
+    graph = graph_of(vectors, texts, np.where(np.arange(24) % 5 == 0, np.nan, np.arange(24) * 20.0))
     labels = rng.integers(0, 4, 24)
     items = np.arange(0, 24, 3)
     fit, _ = member_fit(graph.features, labels, items, ClusterConfig())

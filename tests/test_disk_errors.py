@@ -10,7 +10,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,15 @@ def leftovers(db: Path) -> list[str]:
     return sorted(p.name for p in db.parent.iterdir() if p.name.startswith(db.name + ".") and p.suffix != ".lock")
 
 
+def failing(code: int) -> Callable[..., None]:
+    """A stand-in for an OS call that fails as a full or read-only disk makes it fail (`code`: an errno)."""
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return fail
+
+
 @pytest.fixture
 def stored(tmp_path: Path) -> tuple[Path, Path]:
     first, more = tmp_path / "first.jsonl", tmp_path / "more.jsonl"
@@ -50,11 +59,7 @@ def test_no_space_while_copying_is_one_line_and_changes_nothing(
 ) -> None:
     db, more = stored
     before = digest(db)
-
-    def full(*args: object, **kwargs: object) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(shutil, "copyfile", full)
+    monkeypatch.setattr(shutil, "copyfile", failing(errno.ENOSPC))
     result = CliRunner().invoke(main, ["run", str(more), "--db", str(db), "-q"])
     assert result.exit_code == 1
     assert (
@@ -68,12 +73,8 @@ def test_a_read_only_folder_at_publish_is_one_line_and_changes_nothing(
 ) -> None:
     db, more = stored
     before = digest(db)
-
-    def read_only(*args: object, **kwargs: object) -> None:
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-
     with monkeypatch.context() as patched:
-        patched.setattr(os, "replace", read_only)
+        patched.setattr(os, "replace", failing(errno.EROFS))
         with pytest.raises(StoreError, match="Read-only file system; the database is unchanged"):
             run([str(more)], Config(), db=db)
     assert digest(db) == before and leftovers(db) == []

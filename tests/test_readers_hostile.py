@@ -22,91 +22,100 @@ from pipeline.ingest import IngestResult, feeds, files, ingest
 from pipeline.records import FileReject, RawRecord, Reject
 from tests.fixtures.make_hostile import HOSTILE, build
 
-# name -> (records, reject reasons in line order (prefixes), file reject reason (prefix) or None)
-EXPECTED: dict[str, tuple[int, list[str], str | None]] = {
+# What ingest must make of a file: (records, reject reasons in line order (prefixes), file reject reason
+# (prefix) or None).
+Outcome = tuple[int, list[str], str | None]
+
+
+def read_to_end(records: int, *rejects: str) -> Outcome:
+    """A file read to its end: `records` stored and a reject per reason prefix, in line order."""
+    return records, list(rejects), None
+
+
+def file_rejected(reason: str, records: int = 0) -> Outcome:
+    """A file not read, or not to its end (a `FileReject` with this reason prefix), `records` stored before."""
+    return records, [], reason
+
+
+EXPECTED: dict[str, Outcome] = {
     # Good files, read whole.
-    "good.jsonl": (3, [], None),
-    "good.csv": (3, [], None),
-    "good.parquet": (3, [], None),
-    "good.rss": (3, [], None),
-    "good-digest.txt": (3, [], None),
+    "good.jsonl": read_to_end(3),
+    "good.csv": read_to_end(3),
+    "good.parquet": read_to_end(3),
+    "good.rss": read_to_end(3),
+    "good-digest.txt": read_to_end(3),
     # JSON Lines.
-    "deep-nesting.jsonl": (1, ["malformed JSON: nested too deeply"], None),
-    "crlf.jsonl": (3, [], None),
-    "cr-only.jsonl": (3, [], None),
-    "bom.jsonl": (3, [], None),
-    "nul-bytes.jsonl": (2, ["malformed JSON: Invalid control character", "malformed JSON: Expecting value"], None),
-    "wrong-types.jsonl": (
+    "deep-nesting.jsonl": read_to_end(1, "malformed JSON: nested too deeply"),
+    "crlf.jsonl": read_to_end(3),
+    "cr-only.jsonl": read_to_end(3),
+    "bom.jsonl": read_to_end(3),
+    "nul-bytes.jsonl": read_to_end(2, "malformed JSON: Invalid control character", "malformed JSON: Expecting value"),
+    "wrong-types.jsonl": read_to_end(
         2,
-        [
-            "wrong field type: title is int",
-            "wrong field type: text is list",
-            "wrong field type: id is float",
-            "wrong field type: id is bool",
-            "wrong field type: source is dict",
-        ],
-        None,
+        "wrong field type: title is int",
+        "wrong field type: text is list",
+        "wrong field type: id is float",
+        "wrong field type: id is bool",
+        "wrong field type: source is dict",
     ),
-    "zero-bytes.jsonl": (0, [], "empty file (0 bytes)"),
-    "blank-lines.jsonl": (0, [], None),
-    "binary.jsonl": (0, [], "binary data, not JSON Lines"),
-    "latin1.jsonl": (1, ["invalid UTF-8 at byte 31"], None),
-    "parquet-in-disguise.jsonl": (0, [], "a Parquet file, not JSON Lines (starts with b'PAR1'); rename it .parquet"),
-    "gzipped.jsonl": (0, [], "gzip-compressed data, not JSON Lines"),
-    "pretty-array.json": (0, [], "a pretty-printed JSON document, not JSON Lines"),
-    "truncated.jsonl": (2, ["malformed JSON: Unterminated string"], None),
-    "lone-surrogate.jsonl": (1, ["bad encoding: title holds a lone surrogate"], None),
-    "huge-number.jsonl": (2, ["malformed JSON: number too long"], None),
-    "long-id.jsonl": (1, ["id too long: 1,500 chars (limit 1,000)"], None),
-    "utf16.jsonl": (0, [], "UTF-16 text, not JSON Lines"),
-    "html-error-page.jsonl": (0, [], "XML or HTML, not JSON Lines"),
-    "not-objects.jsonl": (
-        1,
-        ["malformed record: a JSON list", "malformed record: a JSON str"] + ["malformed record"] * 2,
-        None,
+    "zero-bytes.jsonl": file_rejected("empty file (0 bytes)"),
+    "blank-lines.jsonl": read_to_end(0),
+    "binary.jsonl": file_rejected("binary data, not JSON Lines"),
+    "latin1.jsonl": read_to_end(1, "invalid UTF-8 at byte 31"),
+    "parquet-in-disguise.jsonl": file_rejected(
+        "a Parquet file, not JSON Lines (starts with b'PAR1'); rename it .parquet"
+    ),
+    "gzipped.jsonl": file_rejected("gzip-compressed data, not JSON Lines"),
+    "pretty-array.json": file_rejected("a pretty-printed JSON document, not JSON Lines"),
+    "truncated.jsonl": read_to_end(2, "malformed JSON: Unterminated string"),
+    "lone-surrogate.jsonl": read_to_end(1, "bad encoding: title holds a lone surrogate"),
+    "huge-number.jsonl": read_to_end(2, "malformed JSON: number too long"),
+    "long-id.jsonl": read_to_end(1, "id too long: 1,500 chars (limit 1,000)"),
+    "utf16.jsonl": file_rejected("UTF-16 text, not JSON Lines"),
+    "html-error-page.jsonl": file_rejected("XML or HTML, not JSON Lines"),
+    "not-objects.jsonl": read_to_end(
+        1, "malformed record: a JSON list", "malformed record: a JSON str", *["malformed record"] * 2
     ),
     # CSV.
-    "missing-columns.csv": (
-        0,
-        [],
-        "no title or text column (found: headline, body, date); map them in [input.fields]",
+    "missing-columns.csv": file_rejected(
+        "no title or text column (found: headline, body, date); map them in [input.fields]"
     ),
-    "latin1.csv": (2, ["invalid UTF-8 at byte 5 of line 3"], None),
-    "bom.csv": (1, [], None),
-    "unclosed-quote.csv": (1, ["malformed CSV: unexpected end of data (lines 3-4)"], None),
-    "ragged.csv": (2, ["malformed CSV row: more fields than the header"], None),
-    "header-only.csv": (0, [], None),
-    "nul-bytes.csv": (1, [], None),
-    "gzipped.csv": (0, [], "gzip-compressed data, not CSV"),
-    "crlf-multiline.csv": (2, [], None),
-    "semicolons.csv": (0, [], "no title or text column (found: id;title;text)"),
-    "duplicate-columns.csv": (1, [], None),
-    "bad-quoting.csv": (1, ["malformed CSV: ',' expected after '\"'"], None),
+    "latin1.csv": read_to_end(2, "invalid UTF-8 at byte 5 of line 3"),
+    "bom.csv": read_to_end(1),
+    "unclosed-quote.csv": read_to_end(1, "malformed CSV: unexpected end of data (lines 3-4)"),
+    "ragged.csv": read_to_end(2, "malformed CSV row: more fields than the header"),
+    "header-only.csv": read_to_end(0),
+    "nul-bytes.csv": read_to_end(1),
+    "gzipped.csv": file_rejected("gzip-compressed data, not CSV"),
+    "crlf-multiline.csv": read_to_end(2),
+    "semicolons.csv": file_rejected("no title or text column (found: id;title;text)"),
+    "duplicate-columns.csv": read_to_end(1),
+    "bad-quoting.csv": read_to_end(1, "malformed CSV: ',' expected after '\"'"),
     # Parquet.
-    "truncated.parquet": (0, [], "truncated Parquet file (no PAR1 magic at the end"),
-    "empty.parquet": (0, [], None),
-    "zero-bytes.parquet": (0, [], "empty file (0 bytes)"),
-    "not-parquet.parquet": (0, [], "not a Parquet file (no PAR1 magic at the start"),
-    "corrupt-footer.parquet": (0, [], "not a readable Parquet file"),
-    "missing-columns.parquet": (0, [], "no title or text column (found: headline, body)"),
-    "wrong-types.parquet": (0, ["wrong field type: title is int"] * 2, None),
-    "corrupt-row-group.parquet": (20, [], "row group 3 of 3 unreadable, rows 21-30 lost"),
+    "truncated.parquet": file_rejected("truncated Parquet file (no PAR1 magic at the end"),
+    "empty.parquet": read_to_end(0),
+    "zero-bytes.parquet": file_rejected("empty file (0 bytes)"),
+    "not-parquet.parquet": file_rejected("not a Parquet file (no PAR1 magic at the start"),
+    "corrupt-footer.parquet": file_rejected("not a readable Parquet file"),
+    "missing-columns.parquet": file_rejected("no title or text column (found: headline, body)"),
+    "wrong-types.parquet": read_to_end(0, *["wrong field type: title is int"] * 2),
+    "corrupt-row-group.parquet": file_rejected("row group 3 of 3 unreadable, rows 21-30 lost", 20),
     # RSS and Atom.
-    "not-a-feed.rss": (0, [], "not a readable RSS or Atom feed"),
-    "html-not-rss.xml": (0, [], "not an RSS or Atom feed (no feed or channel element found)"),
-    "billion-laughs.xml": (1, [], "malformed feed (SAXParseException"),
-    "external-entity.xml": (1, [], "malformed feed (SAXParseException"),
-    "truncated.rss": (4, [], "malformed feed (SAXParseException"),
-    "empty-feed.rss": (0, [], None),
-    "json.rss": (0, [], "JSON, not an RSS or Atom feed"),
-    "entry-without-text.atom": (1, ["neither title nor text"], None),
-    "binary.rss": (0, [], "binary data, not an RSS or Atom feed"),
+    "not-a-feed.rss": file_rejected("not a readable RSS or Atom feed"),
+    "html-not-rss.xml": file_rejected("not an RSS or Atom feed (no feed or channel element found)"),
+    "billion-laughs.xml": file_rejected("malformed feed (SAXParseException", 1),
+    "external-entity.xml": file_rejected("malformed feed (SAXParseException", 1),
+    "truncated.rss": file_rejected("malformed feed (SAXParseException", 4),
+    "empty-feed.rss": read_to_end(0),
+    "json.rss": file_rejected("JSON, not an RSS or Atom feed"),
+    "entry-without-text.atom": read_to_end(1, "neither title nor text"),
+    "binary.rss": file_rejected("binary data, not an RSS or Atom feed"),
     # Text: a digest or not.
-    "notes.txt": (0, [], "not a news digest: 3 of the first 5 lines look like notes"),
-    "wrapped-prose.txt": (0, [], "not a news digest"),
-    "config.txt": (0, [], "not a news digest"),
-    "binary.txt": (0, [], "binary data, not a news digest"),
-    "latin1-digest.txt": (3, ["invalid UTF-8 at byte 6"], None),
+    "notes.txt": file_rejected("not a news digest: 3 of the first 5 lines look like notes"),
+    "wrapped-prose.txt": file_rejected("not a news digest"),
+    "config.txt": file_rejected("not a news digest"),
+    "binary.txt": file_rejected("binary data, not a news digest"),
+    "latin1-digest.txt": read_to_end(3, "invalid UTF-8 at byte 6"),
 }
 NOT_PICKED = {"unknown-extension-ignored.dat", "README.md"}
 LIBRARY_MADE = {name for name in EXPECTED if name.endswith(".parquet") or name.startswith(("gzipped", "parquet-in"))}
@@ -115,18 +124,18 @@ LIBRARY_MADE = {name for name in EXPECTED if name.endswith(".parquet") or name.s
 HUGE_TEXT = "Harbour " * 25_000  # 200,000 chars: over Python's csv field limit (131,072) and max_field_chars
 
 
-def generated() -> dict[str, tuple[bytes, tuple[int, list[str], str | None]]]:
+def generated() -> dict[str, tuple[bytes, Outcome]]:
     long_line = b'{"id": "long", "title": "' + b"x" * (2 << 20) + b'"}\n'
     return {
-        "huge-field.csv": (f'id,title,text\nbig,Huge field,"{HUGE_TEXT}"\nsmall,Small,Row.\n'.encode(), (2, [], None)),
-        "huge-title.jsonl": (json.dumps({"id": "huge", "title": HUGE_TEXT}).encode() + b"\n", (1, [], None)),
+        "huge-field.csv": (f'id,title,text\nbig,Huge field,"{HUGE_TEXT}"\nsmall,Small,Row.\n'.encode(), read_to_end(2)),
+        "huge-title.jsonl": (json.dumps({"id": "huge", "title": HUGE_TEXT}).encode() + b"\n", read_to_end(1)),
         # Over the (lowered) line limit: rejected without being held, the next line still read.
         "huge-line.jsonl": (
             long_line + b'{"id": "after", "title": "After the long line"}\n',
-            (1, ["line too long"], None),
+            read_to_end(1, "line too long"),
         ),
-        "no-newlines.jsonl": (b"[" * (3 << 20), (0, ["line too long"], None)),
-        "huge-feed.rss": (b"<rss>" + b" " * 60_000 + b"</rss>", (0, [], "feed too large")),
+        "no-newlines.jsonl": (b"[" * (3 << 20), read_to_end(0, "line too long")),
+        "huge-feed.rss": (b"<rss>" + b" " * 60_000 + b"</rss>", file_rejected("feed too large")),
     }
 
 

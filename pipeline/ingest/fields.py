@@ -87,9 +87,9 @@ def record_from_mapping(
     if isinstance(raw_id, int) and raw_id.bit_length() > 3 * MAX_ID_CHARS:
         raise RecordProblem(f"id too long: an integer of {raw_id.bit_length():,} bits")
     record_id = str(raw_id).strip() if raw_id is not None and str(raw_id).strip() else None
-    title = values["title"] or ""
-    text = values["text"] or ""
-    if not title.strip() and not text.strip():
+    values["title"] = values["title"] or ""
+    values["text"] = values["text"] or ""
+    if not values["title"].strip() and not values["text"].strip():
         raise RecordProblem("neither title nor text")
     notes: list[str] = []
     published_at = None
@@ -97,17 +97,8 @@ def record_from_mapping(
         published_at = parse_datetime(row.get(fields.published_at))
     except ValueError as problem:
         notes.append(safe_text(f"date dropped: {problem}"))
-    record = RawRecord(
-        file=file,
-        line=line,
-        id=record_id,
-        title=title,
-        text=text,
-        source=values["source"],
-        url=values["url"],
-        published_at=published_at,
-        notes=notes,
-    )
+    # `values` holds the text fields under RawRecord's own names.
+    record = RawRecord(file=file, line=line, id=record_id, published_at=published_at, notes=notes, **values)
     return finish_record(record, max_chars)
 
 

@@ -31,20 +31,23 @@ FORMAT_NAMES = {
     "digest": "a news digest",
 }
 
-# Signatures of files that are plainly not text, checked before any parser sees them.
+# Signatures of compressed files, by compressor: each gets the same advice.
+_COMPRESSORS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"(\xb5/\xfd": "zstd"}
+# Byte order marks of wide Unicode text; UTF-32 first, as its little-endian mark starts with UTF-16's.
+_WIDE_TEXT = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+# Signatures of files that are plainly not text, checked before any parser sees them: (start, what, advice).
 _MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"PAR1", "a Parquet file", "rename it .parquet or use --format parquet"),
-    (b"\x1f\x8b", "gzip-compressed data", "decompress it first"),
     (b"PK\x03\x04", "a ZIP archive (or an Office document)", "extract it first"),
-    (b"BZh", "bzip2-compressed data", "decompress it first"),
-    (b"\xfd7zXZ\x00", "xz-compressed data", "decompress it first"),
-    (b"(\xb5/\xfd", "zstd-compressed data", "decompress it first"),
     (b"%PDF-", "a PDF document", ""),
     (b"SQLite format 3\x00", "an SQLite database", ""),
-    (b"\xff\xfe\x00\x00", "UTF-32 text", "save it as UTF-8"),
-    (b"\x00\x00\xfe\xff", "UTF-32 text", "save it as UTF-8"),
-    (b"\xff\xfe", "UTF-16 text", "save it as UTF-8"),
-    (b"\xfe\xff", "UTF-16 text", "save it as UTF-8"),
+    *((magic, f"{name}-compressed data", "decompress it first") for magic, name in _COMPRESSORS.items()),
+    *((mark, f"{name} text", "save it as UTF-8") for mark, name in _WIDE_TEXT.items()),
 )
 # Bytes that do not occur in text (tab, line breaks, form feed and escape do).
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
