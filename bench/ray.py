@@ -128,16 +128,20 @@ def agreement(data: Path, items: int, days: float, partition_items: int, config:
                 "peak_mb": result.peak_mb,
                 "stage_seconds": stages,
                 "ms_per_item": {stage: round(1000 * s / items, 3) for stage, s in stages.items()},
-                "vs_gold": {"p": quality.bcubed_precision, "r": quality.bcubed_recall, "f1": quality.bcubed_f1},
+                "vs_gold": _bcubed(quality),
             }
     names = list(runs)
     pairs = {}
     for other in names[1:]:
         versus = score(labels[other], labels[names[0]])
-        pairs[f"{other} vs {names[0]}"] = {"p": versus.bcubed_precision, "r": versus.bcubed_recall, "f1": versus.bcubed_f1}
+        pairs[f"{other} vs {names[0]}"] = _bcubed(versus)
     versus = score(labels[names[1]], labels[names[2]])
-    pairs[f"{names[1]} vs {names[2]}"] = {"p": versus.bcubed_precision, "r": versus.bcubed_recall, "f1": versus.bcubed_f1}
+    pairs[f"{names[1]} vs {names[2]}"] = _bcubed(versus)
     return {"items": items, "days": days, "partition_items": partition_items, "runs": rows, "agreement": pairs}
+
+
+def _bcubed(scores: Any) -> dict[str, float]:
+    return {"p": scores.bcubed_precision, "r": scores.bcubed_recall, "f1": scores.bcubed_f1}
 
 
 def real_texts(data: Path, count: int, config: Config) -> list[str]:

@@ -2,7 +2,7 @@
 database as it was before the run; the next run records the killed ones and completes.
 
 No fixed sleeps: the kills follow the run's own JSON stage log, and the one inside a stage is timed from
-the embedding rate this machine just measured.
+the embed stage of the same batch, as the run before it measured it.
 """
 
 from __future__ import annotations
@@ -65,9 +65,7 @@ def test_sigkill_at_any_stage_changes_nothing_and_the_next_run_completes(tmp_pat
     seed.write_text("".join(lines[:200]), encoding="utf-8")
     batch.write_text("".join(lines[:ITEMS]), encoding="utf-8")
     db = tmp_path / "stories.duckdb"
-    subprocess.run(
-        storyclust("run", str(seed), "--db", str(db)), cwd=ROOT, check=True, capture_output=True, text=True
-    )
+    subprocess.run(storyclust("run", str(seed), "--db", str(db)), cwd=ROOT, check=True, capture_output=True, text=True)
     before = counts(db)
     assert before["articles"] == 200
 
