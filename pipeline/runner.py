@@ -153,11 +153,10 @@ def _run_locked(
     # One transaction for all the run writes: a failure in any partition leaves nothing of the run, and each
     # partition reads the stories the previous ones wrote (same connection).
     ctx = _RunContext(store, config, report, timer, engine, stages)
+    partitions = time_partitions(new, config.engine.partition_items) if new else []
     with store.transaction():
-        plans = [
-            _partition(ctx, [new[i] for i in positions])
-            for positions in (time_partitions(new, config.engine.partition_items) if new else [])
-        ]
+        known = _precomputed(ctx, new) if len(partitions) > 1 else _Fresh()
+        plans = [_partition(ctx, [new[i] for i in positions], known) for positions in partitions]
         with timer.stage("store") as counts:
             store.write_run(report.run_id, [], StoryPlan(), intake.rejects, {}, {}, model="", scheme="")
             store.record_file_rejects(report.run_id, report.file_rejects, report.skipped_files)
@@ -194,9 +193,35 @@ def _run_locked(
             counts.update(rejects=len(intake.rejects), partitions=len(plans))
 
 
-def _partition(ctx: _RunContext, new: list[Article]) -> StoryPlan:
+def _precomputed(ctx: _RunContext, new: list[Article]) -> _Fresh:
+    """Before several partitions: the vectors and signatures of all new texts not cached, each computed once
+    in one engine map (on Ray spread over the whole cluster, not one partition at a time) and cached, so
+    the partitions find them there. Kept in memory only when `embed.cache` is off (then not read back)."""
+    from pipeline.dedup import signature_scheme
+    from pipeline.embed import model_id
+
+    store, config = ctx.store, ctx.config
+    model, scheme = model_id(config.embed), signature_scheme(config.near_duplicates)
+    texts = {text_hash(a.content[: config.embed.max_chars]): a.content[: config.embed.max_chars] for a in new}
+    with ctx.timer.stage("embed", len(texts)) as counts:
+        todo = sorted(
+            set(texts) - (store.cached_keys("vectors", model, sorted(texts)) if config.embed.cache else set())
+        )
+        vectors = dict(zip(todo, _computed(ctx.engine, ctx.stages.embed, [texts[k] for k in todo]), strict=True))
+        ctx.report.embedded += len(vectors)
+        counts.update(items=len(new), cached=len(texts) - len(todo), embedded=len(todo))
+    texts = {text_hash(a.content): a.content for a in new}
+    with ctx.timer.stage("minhash", len(texts)) as counts:
+        todo = sorted(set(texts) - store.cached_keys("signatures", scheme, sorted(texts)))
+        signatures = dict(zip(todo, _computed(ctx.engine, ctx.stages.minhash, [texts[k] for k in todo]), strict=True))
+        counts.update(cached=len(texts) - len(todo), signed=len(todo))
+    store.write_run(ctx.report.run_id, [], StoryPlan(), [], vectors, signatures, model, scheme)
+    return _Fresh(vectors if not config.embed.cache else {}, {}, model, scheme)
+
+
+def _partition(ctx: _RunContext, new: list[Article], known: _Fresh) -> StoryPlan:
     """Cluster one time partition on the engine and write it, so the next partition sees its open stories."""
-    plan, fresh = _cluster_partition(ctx, new)
+    plan, fresh = _cluster_partition(ctx, new, known)
     with ctx.timer.stage("store", len(new)) as counts:
         ctx.store.write_run(
             ctx.report.run_id, new, plan, [], fresh.vectors, fresh.signatures, fresh.model, fresh.scheme
@@ -236,9 +261,9 @@ class _Fresh:
     scheme: str = ""  # what the signatures are cached under (`dedup.signature_scheme`)
 
 
-def _cluster_partition(ctx: _RunContext, new: list[Article]) -> tuple[StoryPlan, _Fresh]:
-    """One time partition: its open stories from the store, vectors and signatures (cached, else computed by
-    the engine), then the partition stages on the engine."""
+def _cluster_partition(ctx: _RunContext, new: list[Article], known: _Fresh) -> tuple[StoryPlan, _Fresh]:
+    """One time partition: its open stories from the store, vectors and signatures (cached, computed before
+    the partitions, else computed by the engine now), then the partition stages on the engine."""
     from pipeline.dedup import signature_scheme
     from pipeline.embed import model_id
     from pipeline.store import article_from_row
@@ -254,6 +279,7 @@ def _cluster_partition(ctx: _RunContext, new: list[Article]) -> tuple[StoryPlan,
     with timer.stage("embed", len(items)) as counts:
         keys = [text_hash(t[: config.embed.max_chars]) for t in texts]
         cached = store.cached_vectors(model_id(config.embed), sorted(set(keys))) if config.embed.cache else {}
+        cached |= known.vectors
         vectors, fresh = _cached_or_computed(keys, texts, cached, lambda todo: _computed(engine, stages.embed, todo))
         vectors = vectors.astype(np.float32)
         ctx.report.embedded += len(fresh)

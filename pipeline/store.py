@@ -475,6 +475,19 @@ class Store:
     def cached_signatures(self, scheme: str, hashes: list[str]) -> dict[str, np.ndarray]:
         return self._cached_arrays("minhash_cache", "scheme", "signature", scheme, hashes, np.uint32)
 
+    def cached_keys(self, kind: str, name: str, hashes: list[str]) -> set[str]:
+        """Which of these text hashes have cached `kind` ("vectors" or "signatures") under `name` (the model
+        id or signature scheme), without reading the arrays."""
+        table, column = {"vectors": ("embedding_cache", "model"), "signatures": ("minhash_cache", "scheme")}[kind]
+        if not hashes:
+            return set()
+        self.db.register("wanted_hashes", _frame({"text_hash": hashes}))
+        rows = self.db.execute(
+            f"SELECT c.text_hash FROM {table} c JOIN wanted_hashes w USING (text_hash) WHERE c.{column} = ?", [name]
+        ).fetchall()
+        self.db.unregister("wanted_hashes")
+        return {row[0] for row in rows}
+
     def _cached_arrays(
         self, table: str, kind_column: str, value_column: str, kind: str, hashes: list[str], dtype: type
     ) -> dict[str, np.ndarray]:
