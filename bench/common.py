@@ -143,7 +143,21 @@ def write_results(out: Path, stem: str, result: object, text: str) -> None:
 
 
 def uncapped_config(folder: Path) -> Path:
-    """A config file that lifts run.max_items: benchmarks of one big run measure that run, not the cap."""
+    """A config file that lifts run.max_items and engine.partition_items: benchmarks of one big batch
+    measure that batch, not the cap or the partitions."""
     path = folder / "uncapped.toml"
-    path.write_text("[run]\nmax_items = 100000000\n", encoding="utf-8")
+    path.write_text("[run]\nmax_items = 100000000\n[engine]\npartition_items = 100000000\n", encoding="utf-8")
     return path
+
+
+def stage_totals(stderr: str) -> dict[str, dict[str, float]]:
+    """Seconds (summed) and peak memory (largest) per stage from a run's JSON log: a run over several time
+    partitions logs a stage once per partition."""
+    stages: dict[str, dict[str, float]] = {}
+    for line in stderr.splitlines():
+        row = json.loads(line) if line.startswith("{") else {}
+        if "seconds" in row:
+            total = stages.setdefault(row["stage"], {"seconds": 0.0, "peak_mb": 0.0})
+            total["seconds"] = round(total["seconds"] + row["seconds"], 3)
+            total["peak_mb"] = max(total["peak_mb"], row.get("peak_mb") or 0.0)
+    return stages

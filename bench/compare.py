@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baselines import METHODS
-from bench.common import Measured, load_set, machine, markdown_table, measure
+from bench.common import Measured, load_set, machine, markdown_table, measure, stage_totals
 from bench.slices import memberships
 from pipeline.evaluate import score
 
@@ -52,13 +52,7 @@ def storyclust_run(docs: Path, db: Path, backend: str, work: Path) -> Measured:
 
 
 def stage_seconds(result: Measured) -> dict[str, float]:
-    stages = {}
-    for line in result.stderr.splitlines():
-        if line.startswith("{"):
-            row = json.loads(line)
-            if "seconds" in row:
-                stages[row["stage"]] = row["seconds"]
-    return stages
+    return {stage: total["seconds"] for stage, total in stage_totals(result.stderr).items()}
 
 
 def scores_of(db: Path, gold: dict[str, str]) -> dict[str, Any]:

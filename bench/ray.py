@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from bench.common import load_set, machine, measure, write_results
+from bench.common import load_set, machine, measure, stage_totals, write_results
 from bench.scale import CACHE, seed_database, vector_cache
 from bench.slices import memberships
 from bench.stream import generate, templates_from, write_jsonl
@@ -113,11 +112,7 @@ def agreement(data: Path, items: int, days: float, partition_items: int, config:
             result = measure(command, {"HF_HUB_OFFLINE": "1"})
             if result.returncode != 0:
                 raise SystemExit(f"storyclust run failed ({name}): {result.stderr.strip().splitlines()[-1:]}")
-            stages: dict[str, float] = {}
-            for line in result.stderr.splitlines():
-                row = json.loads(line) if line.startswith("{") else {}
-                if "seconds" in row:
-                    stages[row["stage"]] = round(stages.get(row["stage"], 0.0) + row["seconds"], 3)
+            stages = {stage: total["seconds"] for stage, total in stage_totals(result.stderr).items()}
             labels[name] = memberships(db)
             quality = score(labels[name], gold)
             rows[name] = {

@@ -12,7 +12,6 @@ in production: `storyclust run` as a whole process on the stream file.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine, markdown_table, measure, uncapped_config, write_results
+from bench.common import machine, markdown_table, measure, stage_totals, uncapped_config, write_results
 from bench.stream import generate, templates_from, write_jsonl
 from pipeline.config import Config, load_config
 from pipeline.embed import Embedder, model_id
@@ -84,11 +83,7 @@ def bench_point(n: int, records: list[dict], work: Path, config: Config, cache: 
     result = measure(command, {"HF_HUB_OFFLINE": "1"})
     if result.returncode != 0:
         raise SystemExit(f"storyclust run failed on {n} items: {result.stderr.strip().splitlines()[-1:]}")
-    stages = {}
-    for line in result.stderr.splitlines():
-        row = json.loads(line) if line.startswith("{") else {}
-        if "seconds" in row:
-            stages[row["stage"]] = {"seconds": row["seconds"], "peak_mb": row.get("peak_mb")}
+    stages = stage_totals(result.stderr)
     other = {k: v for k, v in stages.items() if k != "embed"}
     size_mb = db.stat().st_size / 2**20
     db.unlink()

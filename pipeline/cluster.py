@@ -187,6 +187,8 @@ def _rest_where(
 ) -> sparse.csr_matrix:
     """`whole.<name>[groups] − single.<name>[items]` (zeros dropped, as a subtraction drops them) at the
     entries of `left`, one row per item; values looked up by binary search in sorted rows."""
+    if not left.nnz:  # scipy returns a sparse matrix, not an empty array, for an empty fancy index
+        return sparse.csr_matrix(left.shape, dtype=left.dtype)
     rows = np.repeat(np.arange(left.shape[0]), np.diff(left.indptr))
     columns = left.indices
     rest = (

@@ -283,3 +283,18 @@ def test_cohesion_compares_the_names_signal_when_it_is_given() -> None:
     assert apart[0] != apart[1]
     together = _cohesive_linkage(condensed, sizes, within, np.ones(2), 0.35, 0.74, np.array([0.5]))
     assert together[0] == together[1]
+
+
+def test_the_rest_of_a_group_is_empty_where_the_items_have_no_entries() -> None:
+    """A chunk of items with no names (no entries on their side) once failed: scipy gives a sparse matrix,
+    not an empty array, for an empty fancy index (all labelled sets in one batch hit it)."""
+    from scipy import sparse
+
+    from pipeline.cluster import _GroupSums, _rest_where
+
+    graph = graph_of(TOPICS)
+    single = _GroupSums.items(graph.features)
+    whole = _GroupSums.of(graph.features, np.array([0, 0, 0, 1, 1, 1]))
+    empty = sparse.csr_matrix((3, single.backward.shape[1]), dtype=np.float32)
+    rest = _rest_where(empty, whole, single, "backward", np.arange(3), np.zeros(3, dtype=np.int64))
+    assert rest.shape == empty.shape and rest.nnz == 0
