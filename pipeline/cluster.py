@@ -39,7 +39,7 @@ from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from pipeline.arrays import unique_values
 from pipeline.config import ClusterConfig
 from pipeline.eventdates import CHANNELS, DateEvidence
-from pipeline.similarity import EvidenceGraph, ItemFeatures, collector_paused, pair_cosines
+from pipeline.similarity import EvidenceGraph, ItemFeatures, collector_paused, pair_cosines, pair_score
 
 
 @dataclass
@@ -566,20 +566,6 @@ def _pair_signals(sums: _GroupSums, left: np.ndarray, right: np.ndarray, other: 
     return products[:, 0] / sizes, products[:, 1] / sizes, dates
 
 
-def _combine(
-    embedding: np.ndarray,
-    words: np.ndarray,
-    entities: np.ndarray,
-    richness: tuple[np.ndarray, np.ndarray],
-    dates: np.ndarray,
-    config: ClusterConfig,
-) -> np.ndarray:
-    """The pair similarity of `pipeline.similarity`, from group-averaged signals."""
-    weight = config.lexical_weight * np.minimum(*richness)
-    similarity = (1 - weight) * embedding + weight * (words + entities) / 2
-    return similarity * dates
-
-
 def group_date_agreement(sums: _GroupSums, left: np.ndarray, right: np.ndarray, dense: bool = False) -> np.ndarray:
     """Mean `date_agreement` over all member pairs of two groups, exactly per channel (channels multiply).
 
@@ -650,7 +636,7 @@ def _signals(
     embedding /= sums.sizes[left] * other.sizes[right]
     words, entities, dates = _pair_signals(sums, left, right, other)
     richness = (sums.richness[left], other.richness[right])
-    similarity = _combine(embedding, words, entities, richness, dates, config)
+    similarity = pair_score(embedding, words, entities, richness, dates, config)
     return similarity, dates, _names_signal(embedding, entities, richness, dates, config)
 
 

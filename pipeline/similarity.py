@@ -238,10 +238,10 @@ def build_graph(
 
     words = np.array([len(t.split()) for t in texts], dtype=np.float32)
     richness = np.minimum(1.0, words / config.full_text_words)
-    weight = (config.lexical_weight * np.minimum(richness[rows], richness[cols])).astype(np.float32)
-    similarity = np.maximum((1 - weight) * embedding + weight * (lexical + entity) / 2, jaccard)
+    pair_richness = (richness[rows], richness[cols])
+    weight = lexical_share(pair_richness, config).astype(np.float32)
     time_factor = date_agreement(dates, rows, cols)
-    similarity = (similarity * time_factor).astype(np.float32)
+    similarity = pair_score(embedding, lexical, entity, pair_richness, time_factor, config, jaccard).astype(np.float32)
 
     graph = EvidenceGraph(
         n=n,
@@ -259,6 +259,30 @@ def build_graph(
     )
     graph.density = (0.5 * _shared_neighbours(graph, config.shared_neighbours) + 0.5 * similarity).astype(np.float32)
     return graph
+
+
+def lexical_share(richness: tuple[np.ndarray, np.ndarray], config: ClusterConfig) -> np.ndarray:
+    """How much word and name overlap counts in a pair: `lexical_weight` times the less rich side."""
+    return config.lexical_weight * np.minimum(*richness)
+
+
+def pair_score(
+    embedding: np.ndarray,
+    words: np.ndarray,
+    names: np.ndarray,
+    richness: tuple[np.ndarray, np.ndarray],
+    dates: np.ndarray,
+    config: ClusterConfig,
+    copies: np.ndarray | None = None,
+) -> np.ndarray:
+    """The pair score, its one definition: the embedding cosine blended with word and name overlap by how
+    much text both sides have, at least the MinHash Jaccard of near-copies (`copies`), times the date
+    agreement. Between two groups (`cluster`) the same formula over group-averaged signals, without copies."""
+    weight = lexical_share(richness, config)
+    score = (1 - weight) * embedding + weight * (words + names) / 2
+    if copies is not None:
+        score = np.maximum(score, copies)
+    return score * dates
 
 
 def _unique_first(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
