@@ -114,9 +114,11 @@ class Embedder:
         path = model_path(self.config)
         weights = model_sha256(self.config)  # checked before anything is loaded
         if self.config.backend == "torch":
+            import torch
             from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(str(path), device="cpu")
+            # On a GPU where the process has one (a Ray actor given `engine.embed_gpus`), else the CPU.
+            model = SentenceTransformer(str(path), device="cuda" if torch.cuda.is_available() else "cpu")
             return lambda texts, progress: model.encode(
                 texts,
                 batch_size=self.config.batch_size,

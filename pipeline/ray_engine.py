@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.config import Config
-from pipeline.errors import EngineError, StoryclustError
+from pipeline.errors import ConfigError, EngineError, StoryclustError
 from pipeline.partition import PartitionInput, PartitionResult, cluster_partition
 from pipeline.stage import ItemStage
 
@@ -51,6 +51,8 @@ class RayEngine:
         except ImportError as missing:
             raise EngineError("engine ray needs Ray: pip install 'storyclust[ray]'") from missing
         self.ray, self.config = ray, config.engine
+        if config.engine.embed_gpus and config.embed.backend != "torch":
+            raise ConfigError('engine.embed_gpus: needs embed.backend = "torch" (the ONNX backends run on the CPU)')
         address = config.engine.ray_address or None
         for name in ("ray", "ray.data"):  # the run log is storyclust's; Ray's own goes to its session files
             logging.getLogger(name).setLevel(logging.ERROR)

@@ -7,6 +7,7 @@ canonical headline to every story both engines form. The real model, real DuckDB
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 from pipeline.config import Config, load_config
 from pipeline.dedup import SignatureStage
 from pipeline.engine import LocalEngine
-from pipeline.errors import EngineError
+from pipeline.errors import ConfigError, EngineError
 from pipeline.evaluate import read_gold, score
 from pipeline.store import Store
 from tests.conftest import SHARED_DATA, needs_shared_data
@@ -132,3 +133,12 @@ def test_without_ray_installed_the_engine_says_how_to_get_it(monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(EngineError, match=r"pip install 'storyclust\[ray\]'"):
         RayEngine(load_config().with_engine("ray"))
+
+
+def test_gpu_embedding_asks_for_the_torch_backend() -> None:
+    from pipeline.ray_engine import RayEngine
+
+    config = load_config().with_engine("ray")
+    config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, embed_gpus=1.0))
+    with pytest.raises(ConfigError, match='embed.backend = "torch"'):
+        RayEngine(config)
