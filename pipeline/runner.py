@@ -1,13 +1,15 @@
-"""The main job: ingest → normalize → near-duplicates → embed → evidence → cluster → headline → store.
+"""The main job, wiring only: read → normalize → embed and MinHash → per time partition (near-duplicates →
+evidence → cluster → headline) → store, on the engine the config names (`pipeline.engine`).
 
 Each stage is timed and counted; the counts and seconds go to the `runs` table and, with a log callback,
 to one JSON line per stage. A run holds an exclusive lock beside the database (a second run exits with
 `LockedError`), works on a private copy of the database and publishes it atomically at the end
 (`pipeline.store.WorkingCopy`): readers are never locked out, and a killed run changes nothing. A run
-changes nothing when its input is already stored. New items are clustered together with the members of stories still open (within
-`stories.window_hours`), each stored story as one fixed group; new items then join those stories, start
-new ones, or merge stories they prove to be one. Existing memberships never move except through a
-recorded merge (`story_merges`), and the older id survives.
+changes nothing when its input is already stored. New items are clustered in time partitions together with
+the members of stories still open (within `stories.window_hours`), each stored story as one fixed group
+(`pipeline.partition`); new items then join those stories, start new ones, or merge stories they prove to
+be one. Existing memberships never move except through a recorded merge (`story_merges`), and the older id
+survives.
 """
 
 from __future__ import annotations
