@@ -10,8 +10,8 @@ so only the open stories cross partitions. See docs/ray.md.
 from __future__ import annotations
 
 import logging
-import os
 import socket
+import warnings
 from typing import Any
 
 import pyarrow as pa
@@ -56,7 +56,6 @@ class RayEngine:
         address = config.engine.ray_address or None
         for name in ("ray", "ray.data"):  # the run log is storyclust's; Ray's own goes to its session files
             logging.getLogger(name).setLevel(logging.ERROR)
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the driver's core worker, likewise
         if address:
             _reachable(address)
         self.owned = not ray.is_initialized()  # joined by this engine: left by it at close
@@ -99,15 +98,18 @@ class RayEngine:
         blocks = [rows.slice(start, batch) for start in range(0, rows.num_rows, batch)]
         dataset = self.ray.data.from_arrow(blocks)
         if model:
-            dataset = dataset.map_batches(
-                _StageActor,
-                fn_constructor_args=(stage,),
-                compute=self.ray.data.ActorPoolStrategy(size=min(self.embed_workers(), len(blocks))),
-                batch_format="pyarrow",
-                batch_size=batch,
-                num_cpus=0 if self.config.embed_gpus else 1,
-                num_gpus=self.config.embed_gpus or None,
-            )
+            with warnings.catch_warnings():  # Ray 2.60 has no named parameter for max_restarts yet
+                warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+                dataset = dataset.map_batches(
+                    _StageActor,
+                    fn_constructor_args=(stage,),
+                    compute=self.ray.data.ActorPoolStrategy(size=min(self.embed_workers(), len(blocks))),
+                    batch_format="pyarrow",
+                    batch_size=batch,
+                    num_cpus=0 if self.config.embed_gpus else 1,
+                    num_gpus=self.config.embed_gpus or None,
+                    max_restarts=0,  # a lost worker fails the run (nothing is published), as a local run would
+                )
         else:
             dataset = dataset.map_batches(_apply, fn_args=(stage,), batch_format="pyarrow", batch_size=batch)
         try:
