@@ -126,8 +126,8 @@ def records_table(records: list[Any], schema: pa.Schema) -> pa.Table:
 
 def table_records(table: pa.Table, kind: type) -> list[Any]:
     """The rows of a `records_table` back as records of `kind` (`RawRecord` or `Article`)."""
-    columns = [table.column(name).to_pylist() for name in table.schema.names if name in _FIELDS[kind]]
     names = [name for name in table.schema.names if name in _FIELDS[kind]]
+    columns = [table.column(name).to_pylist() for name in names]
     return [kind(**dict(zip(names, values, strict=True))) for values in zip(*columns, strict=True)]
 
 

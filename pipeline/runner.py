@@ -157,7 +157,7 @@ def _run_locked(
     ctx = _RunContext(store, config, report, timer, engine, stages)
     partitions = time_partitions(new, config.engine.partition_items) if new else []
     with store.transaction():
-        known = _precomputed(ctx, new) if len(partitions) > 1 else _Fresh()
+        known = _precomputed(ctx, new) if len(partitions) > 1 else {}
         plans = [_partition(ctx, [new[i] for i in positions], known) for positions in partitions]
         with timer.stage("store") as counts:
             store.write_run(report.run_id, [], StoryPlan(), intake.rejects, {}, {}, model="", scheme="")
@@ -195,7 +195,7 @@ def _run_locked(
             counts.update(rejects=len(intake.rejects), partitions=len(plans))
 
 
-def _precomputed(ctx: _RunContext, new: list[Article]) -> _Fresh:
+def _precomputed(ctx: _RunContext, new: list[Article]) -> dict[str, np.ndarray]:
     """Before several partitions: the vectors and signatures of all new texts not cached, each computed once
     in one engine map (on Ray spread over the whole cluster, not one partition at a time) and cached, so
     the partitions find them there. Kept in memory only when `embed.cache` is off (then not read back)."""
@@ -206,22 +206,20 @@ def _precomputed(ctx: _RunContext, new: list[Article]) -> _Fresh:
     model, scheme = model_id(config.embed), signature_scheme(config.near_duplicates)
     texts = {text_hash(a.content[: config.embed.max_chars]): a.content[: config.embed.max_chars] for a in new}
     with ctx.timer.stage("embed", len(texts)) as counts:
-        todo = sorted(
-            set(texts) - (store.cached_keys("vectors", model, sorted(texts)) if config.embed.cache else set())
-        )
-        vectors = dict(zip(todo, _computed(ctx.engine, ctx.stages.embed, [texts[k] for k in todo]), strict=True))
+        cached = store.cached_keys("vectors", model, sorted(texts)) if config.embed.cache else set()
+        vectors = _not_known(texts, cached, lambda todo: _computed(ctx.engine, ctx.stages.embed, todo))
         ctx.report.embedded += len(vectors)
-        counts.update(items=len(new), cached=len(texts) - len(todo), embedded=len(todo))
+        counts.update(items=len(new), cached=len(texts) - len(vectors), embedded=len(vectors))
     texts = {text_hash(a.content): a.content for a in new}
     with ctx.timer.stage("minhash", len(texts)) as counts:
-        todo = sorted(set(texts) - store.cached_keys("signatures", scheme, sorted(texts)))
-        signatures = dict(zip(todo, _computed(ctx.engine, ctx.stages.minhash, [texts[k] for k in todo]), strict=True))
-        counts.update(cached=len(texts) - len(todo), signed=len(todo))
+        cached = store.cached_keys("signatures", scheme, sorted(texts))
+        signatures = _not_known(texts, cached, lambda todo: _computed(ctx.engine, ctx.stages.minhash, todo))
+        counts.update(cached=len(texts) - len(signatures), signed=len(signatures))
     store.write_run(ctx.report.run_id, [], StoryPlan(), [], vectors, signatures, model, scheme)
-    return _Fresh(vectors if not config.embed.cache else {}, {}, model, scheme)
+    return {} if config.embed.cache else vectors
 
 
-def _partition(ctx: _RunContext, new: list[Article], known: _Fresh) -> StoryPlan:
+def _partition(ctx: _RunContext, new: list[Article], known: dict[str, np.ndarray]) -> StoryPlan:
     """Cluster one time partition on the engine and write it, so the next partition sees its open stories."""
     plan, fresh = _cluster_partition(ctx, new, known)
     with ctx.timer.stage("store", len(new)) as counts:
@@ -263,7 +261,7 @@ class _Fresh:
     scheme: str = ""  # what the signatures are cached under (`dedup.signature_scheme`)
 
 
-def _cluster_partition(ctx: _RunContext, new: list[Article], known: _Fresh) -> tuple[StoryPlan, _Fresh]:
+def _cluster_partition(ctx: _RunContext, new: list[Article], known: dict[str, np.ndarray]) -> tuple[StoryPlan, _Fresh]:
     """One time partition: its open stories from the store, vectors and signatures (cached, computed before
     the partitions, else computed by the engine now), then the partition stages on the engine."""
     from pipeline.dedup import signature_scheme
@@ -281,7 +279,7 @@ def _cluster_partition(ctx: _RunContext, new: list[Article], known: _Fresh) -> t
     with timer.stage("embed", len(items)) as counts:
         keys = [text_hash(t[: config.embed.max_chars]) for t in texts]
         cached = store.cached_vectors(model_id(config.embed), sorted(set(keys))) if config.embed.cache else {}
-        cached |= known.vectors
+        cached |= known
         vectors, fresh = _cached_or_computed(keys, texts, cached, lambda todo: _computed(engine, stages.embed, todo))
         vectors = vectors.astype(np.float32)
         ctx.report.embedded += len(fresh)
@@ -290,11 +288,11 @@ def _cluster_partition(ctx: _RunContext, new: list[Article], known: _Fresh) -> t
     with timer.stage("minhash", len(items)) as counts:
         scheme = signature_scheme(config.near_duplicates)
         text_keys = [text_hash(t) for t in texts]
-        known = store.cached_signatures(scheme, sorted(set(text_keys)))
+        stored = store.cached_signatures(scheme, sorted(set(text_keys)))
         matrix, fresh_signatures = _cached_or_computed(
-            text_keys, texts, known, lambda todo: _computed(engine, stages.minhash, todo)
+            text_keys, texts, stored, lambda todo: _computed(engine, stages.minhash, todo)
         )
-        counts.update(cached=len(known), signed=len(fresh_signatures))
+        counts.update(cached=len(stored), signed=len(fresh_signatures))
 
     created = store.story_created(sorted(set(context_story)))
     result = engine.cluster(PartitionInput(items, context_story, vectors, matrix, created), config)
@@ -317,9 +315,12 @@ def _cached_or_computed(
     compute: Callable[[list[str]], np.ndarray],
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One row per text: from the cache by key, else computed once per distinct key. Also returns the fresh rows."""
-    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
-    fresh: dict[str, np.ndarray] = {}
-    if missing:
-        fresh = dict(zip([k for k, _ in missing], compute([t for _, t in missing]), strict=True))
+    fresh = _not_known(dict(zip(keys, texts, strict=True)), cached.keys(), compute)
     lookup = cached | fresh
     return np.stack([lookup[k] for k in keys]), fresh
+
+
+def _not_known(texts: dict[str, str], known: Any, compute: Callable[[list[str]], np.ndarray]) -> dict[str, np.ndarray]:
+    """The rows of the texts (by key) whose key is not in `known`, computed once each, in key order."""
+    todo = sorted(key for key in texts if key not in known)
+    return dict(zip(todo, compute([texts[key] for key in todo]), strict=True)) if todo else {}

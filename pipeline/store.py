@@ -470,42 +470,39 @@ class Store:
         return dict(rows)
 
     def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
-        return self._cached_arrays("embedding_cache", "model", "vector", model, hashes, np.float32)
+        return self._cached_arrays("vectors", model, hashes)
 
     def cached_signatures(self, scheme: str, hashes: list[str]) -> dict[str, np.ndarray]:
-        return self._cached_arrays("minhash_cache", "scheme", "signature", scheme, hashes, np.uint32)
+        return self._cached_arrays("signatures", scheme, hashes)
 
     def cached_keys(self, kind: str, name: str, hashes: list[str]) -> set[str]:
         """Which of these text hashes have cached `kind` ("vectors" or "signatures") under `name` (the model
         id or signature scheme), without reading the arrays."""
-        table, column = {"vectors": ("embedding_cache", "model"), "signatures": ("minhash_cache", "scheme")}[kind]
-        if not hashes:
-            return set()
-        self.db.register("wanted_hashes", _frame({"text_hash": hashes}))
-        rows = self.db.execute(
-            f"SELECT c.text_hash FROM {table} c JOIN wanted_hashes w USING (text_hash) WHERE c.{column} = ?", [name]
-        ).fetchall()
-        self.db.unregister("wanted_hashes")
-        return {row[0] for row in rows}
+        found = self._cache_rows(kind, name, hashes, values=False)
+        return set(found.column("text_hash").to_pylist()) if found is not None else set()
 
-    def _cached_arrays(
-        self, table: str, kind_column: str, value_column: str, kind: str, hashes: list[str], dtype: type
-    ) -> dict[str, np.ndarray]:
+    def _cached_arrays(self, kind: str, name: str, hashes: list[str]) -> dict[str, np.ndarray]:
         """Cached arrays of these text hashes, read through Arrow (not 77M Python floats at 200k items)."""
-        if not hashes:
-            return {}
-        self.db.register("wanted_hashes", _frame({"text_hash": hashes}))
-        found = self.db.sql(
-            f"SELECT c.text_hash, c.{value_column} AS value FROM {table} c JOIN wanted_hashes w USING (text_hash) "
-            f"WHERE c.{kind_column} = ?",
-            params=[kind],
-        ).to_arrow_table()
-        self.db.unregister("wanted_hashes")
-        if not found.num_rows:
+        found = self._cache_rows(kind, name, hashes, values=True)
+        if found is None or not found.num_rows:
             return {}
         column = found.column("value").combine_chunks()
-        matrix = column.flatten().to_numpy().astype(dtype).reshape(found.num_rows, -1)
+        matrix = column.flatten().to_numpy().astype(_CACHES[kind][3]).reshape(found.num_rows, -1)
         return dict(zip(found.column("text_hash").to_pylist(), matrix, strict=True))
+
+    def _cache_rows(self, kind: str, name: str, hashes: list[str], values: bool) -> Any:
+        """The cache rows of these text hashes under `name`, as an Arrow table (None: no hashes asked)."""
+        if not hashes:
+            return None
+        table, name_column, value_column, _ = _CACHES[kind]
+        selected = f"c.text_hash, c.{value_column} AS value" if values else "c.text_hash"
+        self.db.register("wanted_hashes", _frame({"text_hash": hashes}))
+        found = self.db.sql(
+            f"SELECT {selected} FROM {table} c JOIN wanted_hashes w USING (text_hash) WHERE c.{name_column} = ?",
+            params=[name],
+        ).to_arrow_table()
+        self.db.unregister("wanted_hashes")
+        return found
 
     def open_story_context(self, oldest: datetime | None, window_hours: float) -> list[dict[str, Any]]:
         """Members of the stories a batch whose oldest dated item is `oldest` may still join: dated stories
@@ -805,6 +802,13 @@ def _list_array(matrix: np.ndarray) -> Any:
 # Files are written in the storage format of DuckDB 1.2, so every DuckDB from 1.2 on (CLIs, DBeaver,
 # notebooks, R) opens them; DuckDB 2.x writes a format 1.x cannot read unless asked.
 STORAGE_VERSION = "v1.2.0"
+
+
+# The two caches: table, the column naming what made the values, the value column, the values' dtype.
+_CACHES = {
+    "vectors": ("embedding_cache", "model", "vector", np.float32),
+    "signatures": ("minhash_cache", "scheme", "signature", np.uint32),
+}
 
 
 def _connect(path: Path, read_only: bool, wait_seconds: float) -> Any:
