@@ -56,7 +56,8 @@ def assign_stories(
     """
     from threadpoolctl import threadpool_limits
 
-    from pipeline.cluster import member_fit, members_by_part
+    from pipeline.arrays import members_by_part
+    from pipeline.cluster import member_fit
     from pipeline.headline import HeadlineCandidate, choose_headline
     from pipeline.similarity import collector_paused
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import numpy as np
 from scipy import sparse
 
-LOOKBACK_DAYS = 31
+LOOKBACK_DAYS = 366
 _MONTHS = {
     name: number
     for number, names in enumerate(
@@ -45,7 +45,8 @@ _MONTHS = {
     for name in names
 }
 _WEEKDAYS = {"monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6}
-_RELATIVE = {"today": 0, "tonight": 0, "yesterday": 1, "last night": 1}
+# "last week": a follow-up's pointer back to its event ("the girl killed by a stray bullet last week"), a week back.
+_RELATIVE = {"today": 0, "tonight": 0, "yesterday": 1, "last night": 1, "last week": 7}
 _MONTH_NAMES = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _DATE = re.compile(
     rf"\b(?:(?P<month>{_MONTH_NAMES})\.?\s+(?P<day>[0-3]?\d)(?:st|nd|rd|th)?\b(?:,?\s+(?P<year>(?:19|20)\d\d)\b)?"
@@ -98,20 +99,43 @@ def mentioned_dates(text: str, published: date | None) -> list[date]:
     return found
 
 
-def date_sets(body: str, published: datetime | None) -> tuple[list[date], bool]:
+TIME_SOURCES = ("publication", "text", "none")  # which evidence fixed an item's event time, for `explain` and the store
+
+
+@dataclass(frozen=True)
+class ItemDates:
+    """When an item's event may have happened, and from what evidence.
+
+    `dates`: every date the item is about (its publication date and the dates its body names around it; for
+    an undated item the full dates its body names). `event`: where its event lies among them: the dates
+    the body names when it names any, else the publication date. A follow-up published three weeks on
+    that names the shooting's date ("wounded in the Nov. 2 shooting") has its event on Nov. 2, whatever
+    its own date. `source`: "text" (named dates), "publication" (the publication date alone) or "none"
+    (no date at all: neutral on time). `precise`: the dates are resolved against a publication date.
+    """
+
+    dates: list[date]
+    event: list[date]
+    source: str
+    precise: bool
+
+
+def date_sets(body: str, published: datetime | None) -> ItemDates:
     """The dates an item's event may have: its publication date and the dates its body names within
-    `LOOKBACK_DAYS` before it (precise: True); for an undated item the full dates its body names (precise:
-    False, they are mentions, not necessarily the event).
+    `LOOKBACK_DAYS` before it (precise); for an undated item the full dates its body names (not precise:
+    they are mentions, not necessarily the event).
 
     Only the body is read: headlines name days ahead ("Fed to meet Wednesday") as often as days past.
     """
     if published is None:
-        return sorted(set(mentioned_dates(body, None))), False
+        named = sorted(set(mentioned_dates(body, None)))
+        return ItemDates(named, named, "text" if named else "none", False)
     day = published.date()
-    if not body:  # a bare headline: its publication date (most items of a headline stream)
-        return [day], True
     low, high = day - timedelta(days=LOOKBACK_DAYS), day + timedelta(days=1)
-    return sorted({day, *(d for d in mentioned_dates(body, day) if low <= d <= high)}), True
+    named = sorted({d for d in mentioned_dates(body, day) if low <= d <= high}) if body else []
+    if not named:  # a bare headline, or a body that names no date: its publication date
+        return ItemDates([day], [day], "publication", True)
+    return ItemDates(sorted({day, *named}), named, "text", True)
 
 
 CHANNELS = ("days", "months", "years")
@@ -137,7 +161,9 @@ class DateEvidence:
     channel: np.ndarray
     known: np.ndarray
     mention: np.ndarray
-    item_dates: list[list[date]]  # each item's dates (`date_sets`), as read: for the member rows
+    item_dates: list[list[date]]  # each item's dates (`ItemDates.dates`), as read: for the member rows
+    sources: list[str]  # each item's time evidence (`TIME_SOURCES`)
+    kind: np.ndarray  # equal for items of equal evidence (pairs of kinds are computed once)
 
     def channel_sums(self) -> sparse.csr_matrix:
         """Columns × channels: sums a row's values per channel."""
@@ -149,9 +175,7 @@ class DateEvidence:
     def only(self, names: tuple[str, ...]) -> DateEvidence:
         """The same evidence with the other channels unknown (for tests and explanations)."""
         keep = np.array([name in names for name in CHANNELS])
-        return DateEvidence(
-            self.cover, self.mass, self.channel, self.known & keep[None, :], self.mention, self.item_dates
-        )
+        return replace(self, known=self.known & keep[None, :])
 
 
 def main_year(text: str) -> int | None:
@@ -170,7 +194,10 @@ def date_evidence(
 ) -> DateEvidence:
     """Per item date sets as `DateEvidence`: days with `tolerance_days`, months and years with one each.
 
-    A tolerance of 0 turns dates off: no item counts as dated, every pair agrees.
+    `cover` spreads over all of an item's dates, `mass` over its event dates (`ItemDates.event`): two
+    reports agree when the event of each lies near some date the other is about. A follow-up weeks later
+    naming the event's date agrees with the first reports; two reports of two days each naming only
+    their own day do not. A tolerance of 0 turns dates off: no item counts as dated, every pair agrees.
     """
     n = len(bodies)
     if tolerance_days <= 0:
@@ -182,24 +209,45 @@ def date_evidence(
         for title, body, when in zip(titles, bodies, published, strict=True)
     ]
     channels = [
-        ([[d.toordinal() for d in dates] if precise else [] for dates, precise in sets], max(0.5, tolerance_days)),
-        ([[d.year * 12 + d.month - 1 for d in dates] for dates, _ in sets], 1.0),
-        ([[] if year is None or tolerance_days <= 0 else [year] for year in years], 1.0),
+        (
+            [[d.toordinal() for d in getattr(item, part)] if item.precise else [] for item in sets],
+            max(0.5, tolerance_days),
+        )
+        for part in ("dates", "event")
     ]
+    channels = [
+        (channels[0][0], channels[1][0], channels[0][1]),
+        *(
+            ([[d.year * 12 + d.month - 1 for d in item.dates] for item in sets],
+             [[d.year * 12 + d.month - 1 for d in item.event] for item in sets], 1.0),
+            ([[] if year is None or tolerance_days <= 0 else [year] for year in years],) * 2 + (1.0,),
+        ),
+    ]  # fmt: skip
     covers, masses, owners, known = [], [], [], []
-    for number, (bins, tolerance) in enumerate(channels):
-        cover, mass = _channel(bins, tolerance)
+    for number, (cover_bins, mass_bins, tolerance) in enumerate(channels):
+        cover, mass = _channel(cover_bins, mass_bins, tolerance)
         covers.append(cover)
         masses.append(mass)
         owners.append(np.full(cover.shape[1], number))
-        known.append(np.array([bool(item) for item in bins], dtype=bool))
+        known.append(np.array([bool(item) for item in mass_bins], dtype=bool))
+    sources = [
+        "text" if item.source == "none" and year is not None else item.source
+        for item, year in zip(sets, years, strict=True)
+    ]
+    keys = [
+        (tuple(item.dates), tuple(item.event), item.precise, year, when is None)
+        for item, year, when in zip(sets, years, published, strict=True)
+    ]
+    number: dict[tuple, int] = {}
     return DateEvidence(
         cover=sparse.hstack(covers).tocsr(),
         mass=sparse.hstack(masses).tocsr(),
         channel=np.concatenate(owners),
         known=np.column_stack(known),
         mention=np.array([when is None for when in published], dtype=bool),
-        item_dates=[dates for dates, _ in sets],
+        item_dates=[item.dates for item in sets],
+        sources=sources,
+        kind=np.array([number.setdefault(key, len(number)) for key in keys], dtype=np.int64),
     )
 
 
@@ -209,24 +257,33 @@ def kernel(offset: np.ndarray, tolerance: float) -> np.ndarray:
     return np.exp(-excess / tolerance)
 
 
-def _channel(bins: list[list[int]], tolerance: float) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-    """`cover` and `mass` of one channel (see `DateEvidence`), all items at once."""
-    n = len(bins)
+def _channel(
+    cover_bins: list[list[int]], mass_bins: list[list[int]], tolerance: float
+) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """`cover` (over each item's `cover_bins`) and `mass` (over its `mass_bins`) of one channel (see
+    `DateEvidence`), all items at once, on one calendar of bins."""
+    n = len(cover_bins)
     radius = int(np.ceil(tolerance * (1 + _CUTOFF)))
     offsets = np.arange(-radius, radius + 1)
     weights = kernel(offsets, tolerance).astype(np.float32)
-    rows = np.repeat(np.arange(n), [len(item) for item in bins])
-    values = np.array([b for item in bins for b in item], dtype=np.int64)
+    values = np.array([b for item in cover_bins + mass_bins for b in item], dtype=np.int64)
     if not len(values):
         empty = sparse.csr_matrix((n, 1), dtype=np.float32)
         return empty, empty.copy()
     base = int(values.min()) - radius
     width = int(values.max()) - base + radius + 1
-    pairs = np.unique(rows * width + (values - base))  # each item's distinct dates
-    rows, columns = pairs // width, pairs % width
+
+    def distinct(bins: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.repeat(np.arange(n), [len(item) for item in bins])
+        flat = np.array([b for item in bins for b in item], dtype=np.int64)
+        pairs = np.unique(rows * width + (flat - base))  # each item's distinct dates
+        return pairs // width, pairs % width
+
+    rows, columns = distinct(mass_bins)
     counts = np.bincount(rows, minlength=n)
     mass = sparse.csr_matrix(((1.0 / counts[rows]).astype(np.float32), (rows, columns)), shape=(n, width))
     # Cover: every date spread over its kernel; where two dates of an item overlap, the closer one counts.
+    rows, columns = distinct(cover_bins)
     spread_rows = np.repeat(rows, len(offsets))
     spread_cols = (columns[:, None] + offsets[None, :]).ravel()
     spread_vals = np.tile(weights, len(rows))

@@ -87,7 +87,7 @@ def cluster_partition(part: PartitionInput, config: Config) -> PartitionResult:
     fixed = np.array([stored_story[s] for s in part.context_story] + [-1] * (n - len(part.context_story)), np.int64)
     clustering = timed(
         "cluster",
-        lambda: cluster(graph, config.cluster, fixed, config.stories.window_hours),
+        lambda: cluster(graph, config.cluster, fixed),
         lambda found: {"cores": found.cores, "attached": found.attached, "merges": found.merges},
     )
     result.plan = timed(

@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from pipeline.config import ClusterConfig
 from pipeline.dedup import NearDuplicates
 from pipeline.eventdates import DateEvidence, date_evidence
+from pipeline.timeline import date_agreement
 
 _TOKEN = re.compile(r"[^\W\d_][\w'’.-]*[^\W_]|\d[\d,.]*\d|\d|[^\W\d_]", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
@@ -48,7 +49,7 @@ class ItemFeatures:
     richness: np.ndarray
     timestamps: np.ndarray  # publication, hours (NaN: unknown): the order of the news and the story window
     dates: DateEvidence  # the dates each item's event may have (`pipeline.eventdates`)
-    # Each item as a group of one (`pipeline.cluster._GroupSums.items`), made once: the cluster stage and the
+    # Each item as a group of one (`pipeline.cluster.groupsums.GroupSums.items`), made once: the cluster stage and the
     # headline stage's member rows both start from it.
     group_sums: Any = field(default=None, repr=False, compare=False)
 
@@ -372,57 +373,6 @@ def sparse_pair_products(
 ) -> np.ndarray:
     """Row dot products of the listed pairs of a sparse matrix, a chunk of pairs at a time."""
     return sparse_cross_products(matrix, matrix, rows, cols, chunk)
-
-
-def date_agreement(dates: DateEvidence, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """How well the dates of each pair's events agree, in [0, 1]; 1 where either side has no date, or both
-    only mentions (see `DateEvidence`).
-
-    Per channel (days, months, years) the closeness of one item's dates to the other's nearest, both
-    ways; the factors multiply. Different dates are evidence against one event, not just missing evidence.
-
-    Items with the same dates agree alike with every item, and a batch of dated reports has few distinct
-    date sets (103 among 200k stream items): when their pairs are fewer than the batch's, each pair of
-    date sets is computed once and looked up.
-    """
-    kind, first = _date_kinds(dates)
-    if len(first) ** 2 < len(rows):
-        table = _pair_agreement(dates, np.repeat(first, len(first)), np.tile(first, len(first)))
-        return table.reshape(len(first), len(first))[kind[rows], kind[cols]]
-    return _pair_agreement(dates, rows, cols)
-
-
-def _pair_agreement(dates: DateEvidence, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    agree = channel_products(dates, dates.cover, dates.mass, rows, cols)
-    compared = dates.known[rows] & dates.known[cols] & ~(dates.mention[rows] & dates.mention[cols])[:, None]
-    return np.prod(np.where(compared, np.minimum(agree, 1.0), 1.0), axis=1).astype(np.float32)
-
-
-def _date_kinds(dates: DateEvidence) -> tuple[np.ndarray, np.ndarray]:
-    """A number per item for its date evidence (its dates, which channels are known, whether they are
-    mentions), equal for equal evidence; and the first item of each number."""
-    mass = dates.mass.tocsr()
-    n, lengths = mass.shape[0], np.diff(mass.indptr)
-    known = dates.known.shape[1]
-    evidence = np.full((n, known + 1 + int(lengths.max(initial=0))), -1, dtype=np.int64)
-    evidence[:, :known], evidence[:, known] = dates.known, dates.mention
-    position = np.arange(mass.nnz) - np.repeat(mass.indptr[:-1], lengths)
-    evidence[np.repeat(np.arange(n), lengths), known + 1 + position] = mass.indices
-    _, first, kind = np.unique(evidence, axis=0, return_index=True, return_inverse=True)
-    return kind.ravel(), first
-
-
-def channel_products(
-    dates: DateEvidence, cover: sparse.csr_matrix, mass: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray
-) -> np.ndarray:
-    """Pairs × channels: (cover[r]·mass[c] + cover[c]·mass[r]) / 2 per date channel (rows of sums allowed)."""
-    per_channel = dates.channel_sums()
-    out = np.zeros((len(rows), per_channel.shape[1]), dtype=np.float64)
-    for start in range(0, len(rows), 262144):
-        r, c = rows[start : start + 262144], cols[start : start + 262144]
-        both = cover[r].multiply(mass[c]) + cover[c].multiply(mass[r])
-        out[start : start + len(r)] = (both @ per_channel).toarray() / 2
-    return out
 
 
 def sparse_cross_products(

@@ -50,7 +50,7 @@ def test_sparse_hdbscan_matches_hdbscan_on_the_full_graph() -> None:
     import hdbscan
     from scipy import sparse
 
-    from pipeline.cluster import sparse_hdbscan
+    from pipeline.cluster.cores import sparse_hdbscan
 
     rng = np.random.default_rng(1)
     points = np.vstack([rng.normal(c, 0.3, (15, 2)) for c in ((0, 0), (4, 0), (0, 4))])
@@ -86,14 +86,14 @@ def test_approximate_neighbours_find_nearly_all_exact_ones() -> None:
 
 
 def test_all_group_similarities_in_blocks_equal_pairwise_group_averages() -> None:
-    from pipeline.cluster import _GroupSums, all_group_similarities, group_similarity
+    from pipeline.cluster.groupsums import GroupSums, all_group_similarities, group_similarity
 
     rng = np.random.default_rng(4)
     vectors = unit(rng.normal(size=(12, 5)).tolist())
     texts = [f"item {i} about {'markets' if i % 2 else 'Ukraine'} number {i % 3}" for i in range(12)]
     graph = graph_of(vectors, texts, np.where(np.arange(12) % 4 == 0, np.nan, np.arange(12) * 30.0))
     labels = np.array([0, 0, 1, 2, 2, 2, 3, 4, 4, 5, 6, 6])
-    sums = _GroupSums.of(graph.features, labels)
+    sums = GroupSums.of(graph.features, labels)
     groups = np.array([0, 2, 3, 4, 6])
     left, right = np.triu_indices(len(groups), 1)
     expected = group_similarity(sums, groups[left], groups[right], ClusterConfig())
@@ -101,7 +101,7 @@ def test_all_group_similarities_in_blocks_equal_pairwise_group_averages() -> Non
 
 
 def test_merge_steps_put_stored_items_first_then_new_ones_by_time_and_undated_last() -> None:
-    from pipeline.cluster import merge_steps
+    from pipeline.timeline import merge_steps
 
     hours = np.array([5.0, np.nan, 3.0, 1.0, np.nan, 2.0, 4.5])
     fixed = np.array([0, -1, -1, -1, -1, 0, -1])
@@ -109,22 +109,33 @@ def test_merge_steps_put_stored_items_first_then_new_ones_by_time_and_undated_la
     assert list(merge_steps(hours, fixed, 0)) == [0] * 7
 
 
-def test_a_story_closed_by_the_window_takes_no_later_report_in_one_run() -> None:
-    vectors = unit([[1, 0.05, 0], [1, 0, 0.05], [1, 0.03, 0.03]] * 2)  # one topic, reported twice
-    hours = np.array([0.0, 1.0, 2.0, 100.0, 101.0, 102.0])
-    config = ClusterConfig(time_scale_hours=0.0, merge_step_minutes=60.0)  # no time decay: only the window
-    texts = [f"item {i}" for i in range(6)]
-    near = find_near_duplicates(texts, texts, NearDuplicateConfig())
-    graph = build_graph(texts, vectors, hours, near, config)
-    assert len(set(cluster(graph, config).labels)) == 1
-    labels = cluster(graph, config, window_hours=72.0).labels
-    assert len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1 and labels[0] != labels[3]
+def test_time_is_evidence_not_a_gate_publication_gaps_split_undated_reports_join() -> None:
+    vectors = unit([[1, 0.05, 0], [1, 0, 0.05], [1, 0.03, 0.03]] * 2 + [[1, 0.02, 0.02]])  # one topic
+    texts = [f"item {i}" for i in range(7)]
+    config = ClusterConfig(merge_step_minutes=60.0)
+
+    def labels_for(hours: list[float]) -> np.ndarray:
+        count = len(hours)
+        near = find_near_duplicates(texts[:count], texts[:count], NearDuplicateConfig())
+        graph = build_graph(texts[:count], vectors[:count], np.array(hours), near, config)
+        return cluster(graph, config).labels
+
+    # Reported twice, 100 days apart, with nothing but publication dates: two events. No window closes a story:
+    # the dates' disagreement in the pair score keeps them apart.
+    labels = labels_for([0.0, 1.0, 2.0, 2400.0, 2401.0, 2402.0])
+    assert len(set(labels[:3])) == 1 and len(set(labels[3:6])) == 1 and labels[0] != labels[3]
+    # A report without a date is neutral on time: it joins its story, not left alone as news of "now" that
+    # every earlier story has closed against.
+    labels = labels_for([0.0, 1.0, 2.0, 2400.0, 2401.0, 2402.0, np.nan])
+    assert labels[6] in (labels[0], labels[3])
+    # Without any dates, one story.
+    assert len(set(labels_for([np.nan] * 7))) == 1
 
 
 def test_tree_cut_equals_scipy_fcluster() -> None:
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    from pipeline.cluster import _cut
+    from pipeline.cluster.cohesion import cut_tree
 
     rng = np.random.default_rng(3)
     for _ in range(200):
@@ -132,7 +143,7 @@ def test_tree_cut_equals_scipy_fcluster() -> None:
         tree = linkage(rng.random(n * (n - 1) // 2), method="average")
         for height in (0.0, 0.3, 0.5, 0.7, 1.0):
             expected = fcluster(tree, height, criterion="distance")
-            got = _cut(tree, height)
+            got = cut_tree(tree, height)
             # the same partition: labels map one to one
             assert len(set(zip(expected, got, strict=True))) == len(set(expected)) == len(set(got))
 
@@ -160,27 +171,27 @@ def test_approximate_neighbours_search_each_distinct_vector_once() -> None:
 def test_cohesive_linkage_without_the_rule_is_scipy_average_linkage() -> None:
     from scipy.cluster.hierarchy import linkage
 
-    from pipeline.cluster import _cohesive_linkage, _cut
+    from pipeline.cluster.cohesion import cohesive_linkage, cut_tree
 
     rng = np.random.default_rng(5)
     for _ in range(200):
         m = int(rng.integers(2, 25))
         condensed = rng.random(m * (m - 1) // 2)
-        expected = _cut(linkage(1.0 - condensed, method="average"), 1.0 - 0.6)
-        got = _cohesive_linkage(condensed, rng.integers(1, 5, m).astype(float), np.full(m, 0.9), np.ones(m), 0.6, 0.0)
+        expected = cut_tree(linkage(1.0 - condensed, method="average"), 1.0 - 0.6)
+        got = cohesive_linkage(condensed, rng.integers(1, 5, m).astype(float), np.full(m, 0.9), np.ones(m), 0.6, 0.0)
         assert ((expected[:, None] == expected[None, :]) == (got[:, None] == got[None, :])).all()
 
 
 def test_two_tight_groups_of_full_texts_stay_apart_when_they_are_less_alike_across_than_within() -> None:
-    from pipeline.cluster import _cohesive_linkage
+    from pipeline.cluster.cohesion import cohesive_linkage
 
     condensed = np.array([0.5])  # two stories of three members, within 0.8 each, 0.5 across
     sizes, within = np.array([3.0, 3.0]), np.array([0.8, 0.8])
-    apart = _cohesive_linkage(condensed, sizes, within, np.ones(2), 0.35, 0.85)
+    apart = cohesive_linkage(condensed, sizes, within, np.ones(2), 0.35, 0.85)
     assert apart[0] != apart[1]
-    headlines = _cohesive_linkage(condensed, sizes, within, np.full(2, 0.3), 0.35, 0.85)  # bare headlines
+    headlines = cohesive_linkage(condensed, sizes, within, np.full(2, 0.3), 0.35, 0.85)  # bare headlines
     assert headlines[0] == headlines[1]
-    loose = _cohesive_linkage(condensed, sizes, np.array([0.55, 0.8]), np.ones(2), 0.35, 0.85)
+    loose = cohesive_linkage(condensed, sizes, np.array([0.55, 0.8]), np.ones(2), 0.35, 0.85)
     assert loose[0] == loose[1]  # as alike across as the looser one is within: one event
 
 
@@ -189,7 +200,7 @@ def test_single_linkage_tree_equals_hdbscans_label() -> None:
     from scipy import sparse
     from scipy.sparse.csgraph import minimum_spanning_tree
 
-    from pipeline.cluster import single_linkage_tree
+    from pipeline.cluster.cores import single_linkage_tree
 
     rng = np.random.default_rng(6)
     for n in (2, 3, 10, 300):
@@ -204,7 +215,7 @@ def test_components_are_numbered_as_scipy_numbers_them() -> None:
     from scipy import sparse
     from scipy.sparse.csgraph import connected_components
 
-    from pipeline.cluster import _components
+    from pipeline.cluster.linkage import components
 
     rng = np.random.default_rng(7)
     for _ in range(300):
@@ -215,18 +226,18 @@ def test_components_are_numbered_as_scipy_numbers_them() -> None:
         expected = connected_components(
             sparse.coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n)), directed=False
         )
-        count, labels = _components(left, right, n)
+        count, labels = components(left, right, n)
         assert count == expected[0] and np.array_equal(labels, expected[1])
 
 
 def test_a_pair_of_groups_scores_the_same_whatever_else_is_in_the_call() -> None:
-    from pipeline.cluster import _GroupSums, group_similarity
+    from pipeline.cluster.groupsums import GroupSums, group_similarity
 
     rng = np.random.default_rng(8)
     vectors = unit(rng.normal(size=(30, 6)).tolist())
     texts = [f"item {i} about {'markets in Tokyo' if i % 3 else 'Ukraine and NATO'} number {i % 5}" for i in range(30)]
     graph = graph_of(vectors, texts, np.arange(30) * 7.0)
-    sums = _GroupSums.of(graph.features, rng.permutation(np.arange(30) % 10))
+    sums = GroupSums.of(graph.features, rng.permutation(np.arange(30) % 10))
     left, right = np.triu_indices(10, 1)
     everything = group_similarity(sums, left, right, ClusterConfig())
     for k in range(len(left)):  # alone, the pair's sums are added in the same order: the same bits
@@ -234,7 +245,7 @@ def test_a_pair_of_groups_scores_the_same_whatever_else_is_in_the_call() -> None
 
 
 def test_member_fit_is_the_similarity_of_the_member_with_the_rest_of_its_group() -> None:
-    from pipeline.cluster import _GroupSums, group_similarity, member_fit
+    from pipeline.cluster.groupsums import GroupSums, group_similarity, member_fit
 
     rng = np.random.default_rng(9)
     vectors = unit(rng.normal(size=(24, 6)).tolist())
@@ -245,7 +256,7 @@ def test_member_fit_is_the_similarity_of_the_member_with_the_rest_of_its_group()
     fit, _ = member_fit(graph.features, labels, items, ClusterConfig())
     for item, value in zip(items, fit, strict=True):
         apart = np.where(np.arange(24) == item, 4, labels)  # the item alone, its group without it
-        sums = _GroupSums.of(graph.features, apart)
+        sums = GroupSums.of(graph.features, apart)
         if (apart == labels[item]).any():
             expected = group_similarity(sums, np.array([4]), np.array([labels[item]]), ClusterConfig())[0]
             assert np.isclose(value, expected, atol=1e-5)
@@ -256,11 +267,11 @@ def test_member_fit_is_the_similarity_of_the_member_with_the_rest_of_its_group()
 def test_story_rows_keep_the_current_row_of_each_story_through_growth() -> None:
     from scipy import sparse
 
-    from pipeline.cluster import _FlatRows
+    from pipeline.cluster.groupsums import FlatRows
 
     rng = np.random.default_rng(10)
     first = sparse.random(6, 50, density=0.2, format="csr", random_state=1, dtype=np.float32)
-    rows = _FlatRows([first, first.copy()])
+    rows = FlatRows([first, first.copy()])
     current = {k: first[k].toarray() for k in range(6)}
     alive = np.ones(6, dtype=bool)
     for _ in range(40):  # enough new rows to grow the flat arrays several times
@@ -274,14 +285,14 @@ def test_story_rows_keep_the_current_row_of_each_story_through_growth() -> None:
 
 
 def test_cohesion_compares_the_names_signal_when_it_is_given() -> None:
-    from pipeline.cluster import _cohesive_linkage
+    from pipeline.cluster.cohesion import cohesive_linkage
 
     # Alike by similarity (0.7 across, within 0.8), but naming other names across (0.2) than within (0.6).
     condensed, names = np.array([0.7]), np.array([0.2])
     sizes, within = np.array([3.0, 3.0]), np.array([0.6, 0.6])
-    apart = _cohesive_linkage(condensed, sizes, within, np.ones(2), 0.35, 0.74, names)
+    apart = cohesive_linkage(condensed, sizes, within, np.ones(2), 0.35, 0.74, names)
     assert apart[0] != apart[1]
-    together = _cohesive_linkage(condensed, sizes, within, np.ones(2), 0.35, 0.74, np.array([0.5]))
+    together = cohesive_linkage(condensed, sizes, within, np.ones(2), 0.35, 0.74, np.array([0.5]))
     assert together[0] == together[1]
 
 
@@ -290,11 +301,11 @@ def test_the_rest_of_a_group_is_empty_where_the_items_have_no_entries() -> None:
     not an empty array, for an empty fancy index (all labelled sets in one batch hit it)."""
     from scipy import sparse
 
-    from pipeline.cluster import _GroupSums, _rest_where
+    from pipeline.cluster.groupsums import GroupSums, rest_where
 
     graph = graph_of(TOPICS)
-    single = _GroupSums.items(graph.features)
-    whole = _GroupSums.of(graph.features, np.array([0, 0, 0, 1, 1, 1]))
+    single = GroupSums.items(graph.features)
+    whole = GroupSums.of(graph.features, np.array([0, 0, 0, 1, 1, 1]))
     empty = sparse.csr_matrix((3, single.backward.shape[1]), dtype=np.float32)
-    rest = _rest_where(empty, whole, single, "backward", np.arange(3), np.zeros(3, dtype=np.int64))
+    rest = rest_where(empty, whole, single, "backward", np.arange(3), np.zeros(3, dtype=np.int64))
     assert rest.shape == empty.shape and rest.nnz == 0

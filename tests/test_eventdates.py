@@ -9,8 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from pipeline.cluster import _GroupSums, group_date_agreement
-from pipeline.eventdates import LOOKBACK_DAYS, date_evidence, date_sets, main_year, mentioned_dates
+from pipeline.cluster.groupsums import GroupSums, group_date_agreement
+from pipeline.eventdates import LOOKBACK_DAYS, DateEvidence, date_evidence, date_sets, main_year, mentioned_dates
 from pipeline.similarity import ItemFeatures, date_agreement
 
 MONTHS = ["January", "Feb.", "March", "Apr", "May", "June", "Jul.", "August", "Sept.", "October", "Nov.", "Dec."]
@@ -53,11 +53,28 @@ def test_the_verb_may_and_lower_case_weekdays_are_not_dates() -> None:
 
 def test_date_sets_keep_recent_mentions_and_drop_background() -> None:
     published = datetime(2016, 11, 23, 12)
-    dates, precise = date_sets("Malone was killed Nov. 10 ... a similar case on March 3, 2014.", published)
-    assert precise and dates == [date(2016, 11, 10), date(2016, 11, 23)]
-    assert all(published.date() - timedelta(days=LOOKBACK_DAYS) <= d for d in dates)
-    undated, precise = date_sets("Filed on March 3, 2014 and on May 2, 2015.", None)
-    assert not precise and undated == [date(2014, 3, 3), date(2015, 5, 2)]
+    found = date_sets("Malone was killed Nov. 10 ... a similar case on March 3, 2014.", published)
+    assert found.precise and found.dates == [date(2016, 11, 10), date(2016, 11, 23)]
+    assert found.event == [date(2016, 11, 10)] and found.source == "text"  # the event is what the text names
+    assert all(published.date() - timedelta(days=LOOKBACK_DAYS) <= d for d in found.dates)
+    undated = date_sets("Filed on March 3, 2014 and on May 2, 2015.", None)
+    assert not undated.precise and undated.dates == [date(2014, 3, 3), date(2015, 5, 2)]
+    assert date_sets("", published).source == "publication" and date_sets("No date here.", None).source == "none"
+
+
+def test_a_follow_up_naming_its_event_date_agrees_whatever_its_publication_gap() -> None:
+    first = datetime(2016, 6, 4, 12)
+    bodies = [
+        "Two men were shot dead in Labadieville on Friday night, police said.",
+        "The father charged in the June 3 shooting in Labadieville heads to trial on Monday.",
+        "A man was shot on Tuesday in Gary, police said.",
+    ]
+    published = [first, first + timedelta(days=95), first + timedelta(days=95)]
+    evidence = date_evidence(bodies, published, 2.0)
+    agreement = date_agreement(evidence, np.array([0, 0]), np.array([1, 2]))
+    assert agreement[0] == 1.0  # 95 days later, naming the event's date: no evidence against
+    assert agreement[1] < 0.05  # the same gap, naming only its own days: evidence against
+    assert evidence.sources == ["text", "text", "text"]
 
 
 def test_main_year_is_the_most_named_year() -> None:
@@ -65,7 +82,16 @@ def test_main_year_is_the_most_named_year() -> None:
     assert main_year("scored 2,014 points and $1999") is None
 
 
-def test_group_date_agreement_is_the_exact_mean_over_member_pairs_per_channel() -> None:
+def one_way(dates: DateEvidence, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Per pair, how far the events of `cols` lie among the dates of `rows` (1 where not compared)."""
+    towards = np.asarray((dates.cover[rows].multiply(dates.mass[cols]) @ dates.channel_sums()).todense())
+    compared = dates.known[rows] & dates.known[cols] & ~(dates.mention[rows] & dates.mention[cols])[:, None]
+    return np.prod(np.where(compared, np.minimum(towards, 1.0), 1.0), axis=1)
+
+
+def test_group_date_agreement_is_the_exact_mean_over_member_pairs_per_channel_in_its_better_direction() -> None:
+    """Per channel, a group pair agrees as the mean over its member pairs, in the direction (one group's events
+    among the other's dates) where it agrees more; for two groups of one that is the pair's own agreement."""
     rng = np.random.default_rng(1)
     n, groups = 40, 8
     published = [
@@ -91,16 +117,19 @@ def test_group_date_agreement_is_the_exact_mean_over_member_pairs_per_channel() 
             np.zeros(n),
             dates,
         )
-        sums = _GroupSums.of(features, labels)
+        sums = GroupSums.of(features, labels)
         expected = [
-            date_agreement(dates, np.repeat(a, len(b)), np.tile(b, len(a))).mean()
+            max(one_way(dates, np.repeat(a, len(b)), np.tile(b, len(a))).mean(), one_way(dates, np.repeat(b, len(a)), np.tile(a, len(b))).mean())
             for a, b in (
                 (np.flatnonzero(labels == g), np.flatnonzero(labels == h)) for g, h in zip(left, right, strict=True)
             )
-        ]
+        ]  # fmt: skip
         assert np.allclose(group_date_agreement(sums, left, right), expected, atol=1e-5), name
         dense = group_date_agreement(sums, np.arange(groups), np.arange(groups), dense=True)
         assert np.allclose(dense[left, right], expected, atol=1e-5), name
+        singles = GroupSums.items(features)
+        pairs = np.triu_indices(n, 1)
+        assert np.allclose(group_date_agreement(singles, *pairs), date_agreement(dates, *pairs), atol=1e-5), name
 
 
 @settings(max_examples=50)

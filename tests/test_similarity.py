@@ -32,7 +32,7 @@ def test_pairs_of_date_sets_looked_up_agree_as_computed_pair_by_pair() -> None:
     from datetime import datetime
 
     from pipeline.eventdates import date_evidence
-    from pipeline.similarity import _date_kinds, _pair_agreement, date_agreement
+    from pipeline.timeline import _date_kinds, _pair_agreement, date_agreement
 
     rng = np.random.default_rng(3)
     n = 300
