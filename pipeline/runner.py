@@ -267,10 +267,17 @@ def _cluster_partition(ctx: _RunContext, new: list[Article], known: dict[str, np
     from pipeline.dedup import signature_scheme
     from pipeline.embed import model_id
     from pipeline.store import article_from_row
+    from pipeline.timeline import closed_story_probes
 
     store, config, timer, engine, stages = ctx.store, ctx.config, ctx.timer, ctx.engine, ctx.stages
     dates = [a.published_at for a in new if a.published_at is not None]
     context_rows = store.open_story_context(min(dates) if dates else None, config.stories.window_hours)
+    with timer.stage("closed_stories", len(new)) as counts:
+        # Closed stories that the new items' names and dates point to: a follow-up weeks later joins its event.
+        open_ids = {row["story_id"] for row in context_rows}
+        reopenable = store.closed_story_context(closed_story_probes(new, config.cluster), open_ids)
+        context_rows += reopenable
+        counts.update(stories=len({row["story_id"] for row in reopenable}), members=len(reopenable))
     context = [article_from_row(row) for row in context_rows]
     context_story = [row["story_id"] for row in context_rows]
     items = context + new

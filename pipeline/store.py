@@ -124,6 +124,27 @@ MIGRATIONS: list[tuple[str, str]] = [
         COMMENT ON TABLE file_rejects IS 'Input files that could not be read, with size, content hash and reason; an unchanged file (same hash) is not read again';
         """,
     ),
+    (
+        "time as evidence: which dates fixed each member's event, closed stories reopened, names to find them by",
+        """
+        ALTER TABLE story_members ADD COLUMN time_evidence VARCHAR;
+        COMMENT ON COLUMN story_members.time_evidence IS 'Which evidence fixed its event time: text (dates its text names), publication (its publication date alone) or none (no date: neutral on time)';
+        CREATE TABLE story_reopenings (
+            story_id VARCHAR NOT NULL, article_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+            reopened_at TIMESTAMP NOT NULL, previous_last_seen TIMESTAMP, report_published_at TIMESTAMP,
+            gap_hours DOUBLE, time_evidence VARCHAR, story_similarity REAL, date_agreement REAL);
+        COMMENT ON TABLE story_reopenings IS 'A closed story (no report for more than stories.window_hours) that took a new report: which, when, after how long and on which time evidence';
+        CREATE TABLE story_names (story_id VARCHAR NOT NULL, name VARCHAR NOT NULL);
+        COMMENT ON TABLE story_names IS 'The rarest names and numbers most of a story''s members give: how a run finds the closed stories a new report may continue';
+        CREATE OR REPLACE VIEW story_articles AS
+            SELECT m.story_id, s.headline, a.article_id, a.title, a.source, a.published_at, a.url,
+                   m.similarity, m.nearest_article_id, m.nearest_similarity, m.near_duplicate_group,
+                   m.story_similarity, m.date_agreement, m.event_dates, m.shared_names, m.missing_names,
+                   m.time_evidence
+            FROM story_members m JOIN stories s USING (story_id) JOIN articles a USING (article_id)
+            ORDER BY m.story_id, a.published_at NULLS LAST, a.article_id;
+        """,
+    ),
 ]
 
 
@@ -136,6 +157,18 @@ class StoryOrigin:
 
     first_seen: datetime | None
     run_id: str
+
+
+@dataclass(frozen=True)
+class ClosedStoryProbes:
+    """What a batch's new items look for among the closed stories (`Store.closed_story_context`): each item's
+    names and dates, by its position in the batch."""
+
+    names: list[tuple[int, str]]
+    days: list[tuple[int, date]]
+    reach_days: int
+    min_names: int
+    per_item: int
 
 
 @dataclass(frozen=True)
@@ -251,7 +284,14 @@ class SourceCount:
 # Columns added by migration 3: an older file that no run has upgraded yet still gets a report, without them.
 OPTIONAL_COLUMNS = {
     ("stories", "s"): ["headline_reason"],
-    ("story_members", "m"): ["story_similarity", "date_agreement", "event_dates", "shared_names", "missing_names"],
+    ("story_members", "m"): [
+        "story_similarity",
+        "date_agreement",
+        "event_dates",
+        "shared_names",
+        "missing_names",
+        "time_evidence",
+    ],
 }
 
 # Exports: file name -> (table or view, row order); format -> COPY options.
@@ -405,6 +445,7 @@ class Store:
         for old, survivor in sorted(plan.merges.items()):
             db.execute("UPDATE story_members SET story_id = ? WHERE story_id = ?", [survivor, old])
             db.execute("UPDATE story_merges SET story_id = ? WHERE story_id = ?", [survivor, old])
+            db.execute("UPDATE story_reopenings SET story_id = ? WHERE story_id = ?", [survivor, old])
             db.execute("INSERT INTO story_merges VALUES (?, ?, ?, ?)", [old, survivor, run_id, now])
             db.execute(
                 "UPDATE stories SET status = 'merged', merged_into = ?, updated_run_id = ?, updated_at = ? WHERE story_id = ?",
@@ -437,6 +478,33 @@ class Store:
                 [run_id, run_id],
             )
             db.unregister("touched_stories")
+        if plan.stories:
+            # The names of each touched story, anew; a merged story's go with it.
+            names = pa.table(
+                {
+                    "story_id": [row["story_id"] for row in plan.stories for _ in row["names"]],
+                    "name": [name for row in plan.stories for name in row["names"]],
+                }
+            )
+            db.register("touched_names", names)
+            db.execute(
+                "DELETE FROM story_names WHERE list_contains(?, story_id)",
+                [[row["story_id"] for row in plan.stories] + sorted(plan.merges)],
+            )
+            db.execute("INSERT INTO story_names SELECT story_id, name FROM touched_names")
+            db.unregister("touched_names")
+        if plan.reopenings:
+            reopened = pa.Table.from_pylist(plan.reopenings)
+            db.register("new_reopenings", reopened)
+            db.execute(
+                """
+                INSERT INTO story_reopenings SELECT story_id, article_id, ?, ?, previous_last_seen,
+                    report_published_at, gap_hours, time_evidence, story_similarity, date_agreement
+                FROM new_reopenings
+                """,
+                [run_id, now],
+            )
+            db.unregister("new_reopenings")
         if rejects:
             table = pa.table(
                 {
@@ -517,6 +585,56 @@ class Store:
                     AND s.updated_at >= now()::TIMESTAMP - to_microseconds(CAST(? * 3600e6 AS BIGINT))))""",
             [oldest, oldest, window_hours, oldest, window_hours],
         )
+
+    def closed_story_context(self, probes: ClosedStoryProbes, open_stories: set[str]) -> list[dict[str, Any]]:
+        """Members of the closed stories that a batch's new items may continue (rows as `open_story_context`).
+
+        A closed story is a candidate for an item when it shares at least `probes.min_names` of the item's
+        names (`story_names`) and, for an item with dates, some member's event date lies within
+        `probes.reach_days` of one of the item's dates: nothing further apart can agree enough to join
+        (`pipeline.timeline.reach_days`). An undated item is neutral on time: names alone. Each item takes its
+        `probes.per_item` best candidates (most names shared), so the context grows with the batch, not with
+        the archive; the lookups are joins on the names and dates of the stored stories.
+        """
+        import pyarrow as pa
+
+        if not probes.names:
+            return []
+        names = pa.table({"item": [i for i, _ in probes.names], "name": [n for _, n in probes.names]})
+        days = pa.table(
+            {"item": [i for i, _ in probes.days], "day": pa.array([d for _, d in probes.days], type=pa.date32())}
+        )
+        undated = pa.table({"item": sorted({i for i, _ in probes.names} - {i for i, _ in probes.days})})
+        for name, table in (("probe_names", names), ("probe_days", days), ("probe_undated", undated)):
+            self.db.register(name, table)
+        try:
+            found = self.db.execute(
+                """
+                WITH named AS (
+                    SELECT p.item, n.story_id, count(*) AS shared
+                    FROM probe_names p JOIN story_names n USING (name) JOIN stories s USING (story_id)
+                    WHERE s.status = 'open' AND NOT list_contains(?, n.story_id)
+                    GROUP BY ALL HAVING count(*) >= ?),
+                near_in_time AS (
+                    SELECT DISTINCT p.item, m.story_id
+                    FROM (SELECT story_id, unnest(event_dates) AS day FROM story_members
+                          WHERE story_id IN (SELECT story_id FROM named)) m
+                    JOIN probe_days p ON m.day BETWEEN p.day - ?::INTEGER AND p.day + ?::INTEGER),
+                fitting AS (
+                    SELECT item, story_id, shared FROM named JOIN near_in_time USING (item, story_id)
+                    UNION ALL
+                    SELECT item, story_id, shared FROM named JOIN probe_undated USING (item)),
+                ranked AS (
+                    SELECT story_id, row_number() OVER (PARTITION BY item ORDER BY shared DESC, story_id) AS rank
+                    FROM fitting)
+                SELECT DISTINCT story_id FROM ranked WHERE rank <= ? ORDER BY story_id
+                """,
+                [sorted(open_stories), probes.min_names, probes.reach_days, probes.reach_days, probes.per_item],
+            ).fetchall()
+        finally:
+            for name in ("probe_names", "probe_days", "probe_undated"):
+                self.db.unregister(name)
+        return self.story_members_of([story for (story,) in found]) if found else []
 
     def story_members_of(self, story_ids: list[str]) -> list[dict[str, Any]]:
         """Every member article of these stories, with its story id (rows as `open_story_context`)."""
@@ -645,6 +763,8 @@ class Store:
             )
             self.db.execute("DELETE FROM story_members WHERE story_id IN (SELECT story_id FROM doomed)")
             self.db.execute("DELETE FROM story_merges WHERE story_id IN (SELECT story_id FROM doomed)")
+            for table in ("story_reopenings", "story_names"):
+                self.db.execute(f"DELETE FROM {table} WHERE story_id IN (SELECT story_id FROM doomed)")
             self.db.execute(
                 "DELETE FROM stories WHERE story_id IN (SELECT story_id FROM doomed) OR merged_into IN (SELECT story_id FROM doomed)"
             )
@@ -786,6 +906,7 @@ def _member_schema() -> Any:
             ("event_dates", pa.list_(pa.date32())),
             ("shared_names", pa.list_(pa.string())),
             ("missing_names", pa.list_(pa.string())),
+            ("time_evidence", pa.string()),
         ]
     )
 

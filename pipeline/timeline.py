@@ -14,10 +14,20 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import sparse
 
-from pipeline.eventdates import DateEvidence
+from pipeline.config import ClusterConfig
+from pipeline.eventdates import DateEvidence, date_sets
+from pipeline.records import Article
+
+if TYPE_CHECKING:
+    from pipeline.store import ClosedStoryProbes
 
 
 def merge_steps(hours: np.ndarray, fixed: np.ndarray, step_minutes: float) -> np.ndarray:
@@ -80,3 +90,70 @@ def channel_products(
         back = (cover[c].multiply(mass[r]) @ per_channel).toarray()
         out[start : start + len(r)] = np.maximum(towards, back)
     return out
+
+
+# -- which closed stories a run looks at ----------------------------------------------------------------------
+
+NAMES_PER_STORY = 16  # a story is found by this many of its rarest names (`story_names`)
+MIN_SHARED_NAMES = 2  # a closed story is a candidate for an item that gives at least this many of them
+CANDIDATES_PER_ITEM = 5  # and each item takes its best candidates only: the context grows with the batch
+
+
+def reach_days(config: ClusterConfig) -> int:
+    """How far apart (in days) two dates can lie and still agree enough for a join: beyond it the date
+    agreement alone keeps the pair score under `merge_similarity`, whatever the texts say."""
+    tolerance = max(0.5, config.time_scale_hours / 24)
+    return int(math.ceil(tolerance * (1.0 + math.log(1.0 / max(config.merge_similarity, 1e-3)))))
+
+
+def rarest_names(contents: list[str], limit: int = NAMES_PER_STORY) -> list[str]:
+    """The rarest names and numbers that at least half of these texts give (each distinct text once)."""
+    from pipeline.similarity import entity_tokens, term_weights
+
+    found = [set(entity_tokens(text)) for text in dict.fromkeys(contents)]
+    counts = Counter(name for names in found for name in names)
+    common = sorted(name for name, count in counts.items() if 2 * count >= len(found))
+    if not common:
+        return []
+    weights = term_weights(common)
+    order = sorted(range(len(common)), key=lambda k: (-float(weights[k]), common[k]))
+    return [common[k] for k in order[:limit] if weights[k] > 0]
+
+
+def closed_story_probes(items: list[Article], config: ClusterConfig) -> ClosedStoryProbes:
+    """What the new items look for among the closed stories: their rarest names, and every date they are
+    about (publication and named dates; an undated item has none unless its text names full dates)."""
+    from pipeline.store import ClosedStoryProbes
+
+    names: list[tuple[int, str]] = []
+    days: list[tuple[int, date]] = []
+    for position, item in enumerate(items):
+        names += [(position, name) for name in rarest_names([item.content])]
+        days += [(position, day) for day in date_sets(item.text, item.published_at).dates]
+    return ClosedStoryProbes(names, days, reach_days(config), MIN_SHARED_NAMES, CANDIDATES_PER_ITEM)
+
+
+def reopenings(
+    items: list[Article], members: list[int], new_from: int, window_hours: float, reference: datetime
+) -> list[tuple[int, datetime, float]]:
+    """The new members of one story (positions in `items`, new from `new_from` on) that reopened it: the story
+    had had no report for more than `window_hours` when they came. A dated member counts from the story's
+    last earlier report; an undated one from `reference` (the batch's newest date, else now) back to the
+    stored story's last report. Each as (position, the story's last report before it, the gap in hours)."""
+    dated = [(items[i].published_at, i) for i in members if items[i].published_at is not None]
+    found = []
+    for i in members:
+        if i < new_from:
+            continue
+        when = items[i].published_at
+        if when is None:
+            earlier = [t for t, j in dated if j < new_from]
+        else:
+            earlier = [t for t, j in dated if j != i and (t, j) < (when, i)]
+        if not earlier:
+            continue
+        last = max(earlier)
+        gap = ((when or reference) - last).total_seconds() / 3600
+        if gap > window_hours:
+            found.append((i, last, gap))
+    return found
