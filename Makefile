@@ -35,13 +35,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/ruff format --check pipeline tests bench
 
-# Quality on the labelled sets (each into its own fresh database).
+# Quality on the labelled sets (each into its own fresh database), then with every third and every date removed
+# and in 12 cron-sized time slices (bench/results/time-evidence.md).
 eval: $(STAMP)
 	for set in gvc-val ecbplus uci-news-head; do \
 		rm -f data/eval-$$set.duckdb; \
 		HF_HUB_OFFLINE=1 $(BIN)/storyclust run $(DATA)/$$set/docs.jsonl --db data/eval-$$set.duckdb -q && \
 		$(BIN)/storyclust eval --db data/eval-$$set.duckdb --gold $(DATA)/$$set/gold.jsonl --json; \
 	done
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.time_evidence $(DATA) --slices 12
 
 # Benchmarks (not part of `make test`): results as Markdown and JSON under bench/results/.
 BENCH_STAMP := $(VENV)/.bench-installed

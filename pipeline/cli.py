@@ -221,6 +221,13 @@ def eval_command(gold: str, as_json: bool, db: str | None, config_path: str | No
         click.echo(f"{key:<20} {value}")
 
 
+_TIME_WORDS = {
+    "text": "dates its text names",
+    "publication": "its publication date",
+    "none": "none, neutral on time",
+}
+
+
 @main.command("explain")
 @click.argument("article_a")
 @click.argument("article_b")
@@ -238,7 +245,9 @@ def explain_command(article_a: str, article_b: str, as_json: bool, db: str | Non
     for view in result.articles:
         click.echo(f"{view.article_id}  [{view.story_id}]  {view.source or '-'}  {view.published_at or 'undated'}")
         click.echo(f"    {view.title}")
-        click.echo(f"    event dates: {', '.join(view.event_dates) or '-'}")
+        click.echo(
+            f"    event dates: {', '.join(view.event_dates) or '-'}  (time evidence: {_TIME_WORDS[view.time_evidence]})"
+        )
     for heading, signals in (("pair", result.pair), ("stories", result.story)):
         click.echo(f"{heading}:")
         for signal in signals:

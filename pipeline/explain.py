@@ -38,6 +38,7 @@ class ArticleView:
     published_at: str | None
     story_id: str | None
     event_dates: list[str]
+    time_evidence: str  # which evidence fixed its event time: text, publication or none (neutral on time)
 
 
 @dataclass
@@ -65,9 +66,17 @@ def explain(db: str | Path, id_a: str, id_b: str, config: Config) -> Explanation
         items = [article_from_row(row) for row in rows]
         story_of = [row["story_id"] for row in rows]
         vectors = _vectors(store, items, config)
+        reopened = store.reopenings_of(sorted({s for s in stories.values() if s}))
     index = {a.article_id: k for k, a in enumerate(items)}
     a, b = index[id_a], index[id_b]
-    return _explain(items, story_of, vectors, a, b, config)
+    explanation = _explain(items, story_of, vectors, a, b, config)
+    if reopened:
+        explanation.decision += "; " + "; ".join(
+            f"{r.story_id} was reopened by {r.article_id} after {r.gap_hours:.0f} h without a report "
+            f"(time evidence: {r.time_evidence}, mean similarity {r.story_similarity}, date agreement {r.date_agreement})"
+            for r in reopened
+        )
+    return explanation
 
 
 def _vectors(store: Any, items: list[Article], config: Config) -> np.ndarray:
@@ -127,7 +136,8 @@ def _explain(
         Signal(
             "date agreement",
             _round(pair_graph.time_factor[k]),
-            f"multiplies the score: event dates more than {rules.time_scale_hours:g} h apart lower it",
+            f"multiplies the score: how near each one's event lies to the other's dates (more than "
+            f"{rules.time_scale_hours:g} h apart lowers it; no date: 1)",
         ),
         Signal(
             "pair similarity",
@@ -136,7 +146,8 @@ def _explain(
             pair_similarity >= rules.merge_similarity,
         ),
     ]
-    view = tuple(_view(items[i], story_of[i], pair_graph.features.dates.item_dates[n]) for n, i in enumerate((a, b)))
+    dates = pair_graph.features.dates
+    view = tuple(_view(items[i], story_of[i], dates.item_dates[n], dates.sources[n]) for n, i in enumerate((a, b)))
     same = story_of[a] is not None and story_of[a] == story_of[b]
     graph = _evidence(items, vectors, config)
     story_number = {s: n for n, s in enumerate(dict.fromkeys(story_of))}
@@ -183,7 +194,7 @@ def _explain(
             f">= cluster.merge_similarity {rules.merge_similarity}",
             None if np.isnan(fit_a) else bool(fit_a >= rules.merge_similarity),
         ),
-        Signal("hours between the stories", None if gap is None else round(gap, 1), f"<= stories.window_hours {config.stories.window_hours:g}", None if gap is None else gap <= config.stories.window_hours),
+        Signal("hours between the stories", None if gap is None else round(gap, 1), f"informs only: time enters as date agreement; past stories.window_hours {config.stories.window_hours:g} a run reopens a story for a report whose names and dates point to it"),
     ]  # fmt: skip
     missed = [s.name for s in explanation.story if s.met is False]
     explanation.decision = (
@@ -218,7 +229,7 @@ def _gap_hours(items: list[Article], labels: np.ndarray, first: int, second: int
     return max(0.0, (max(start_a, start_b) - min(end_a, end_b)).total_seconds() / 3600)
 
 
-def _view(article: Article, story_id: str | None, dates: list[date]) -> ArticleView:
+def _view(article: Article, story_id: str | None, dates: list[date], source: str) -> ArticleView:
     return ArticleView(
         article.article_id,
         article.title or article.text[:100],
@@ -226,6 +237,7 @@ def _view(article: Article, story_id: str | None, dates: list[date]) -> ArticleV
         article.published_at.isoformat(sep=" ") if article.published_at else None,
         story_id,
         [d.isoformat() for d in dates],
+        source,
     )
 
 

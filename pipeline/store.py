@@ -172,6 +172,19 @@ class ClosedStoryProbes:
 
 
 @dataclass(frozen=True)
+class Reopening:
+    """A closed story that took a new report, and on which evidence."""
+
+    story_id: str
+    article_id: str
+    run_id: str
+    gap_hours: float
+    time_evidence: str | None
+    story_similarity: float | None
+    date_agreement: float | None
+
+
+@dataclass(frozen=True)
 class TopStory:
     story_id: str
     size: int
@@ -635,6 +648,17 @@ class Store:
             for name in ("probe_names", "probe_days", "probe_undated"):
                 self.db.unregister(name)
         return self.story_members_of([story for (story,) in found]) if found else []
+
+    def reopenings_of(self, story_ids: list[str]) -> list[Reopening]:
+        """When these stories took a report after being closed (none in a file from before migration 5)."""
+        if not self._has_table("story_reopenings"):
+            return []
+        rows = self.db.execute(
+            "SELECT story_id, article_id, run_id, gap_hours, time_evidence, story_similarity, date_agreement "
+            "FROM story_reopenings WHERE list_contains(?, story_id) ORDER BY reopened_at, article_id",
+            [story_ids],
+        ).fetchall()
+        return [Reopening(*row) for row in rows]
 
     def story_members_of(self, story_ids: list[str]) -> list[dict[str, Any]]:
         """Every member article of these stories, with its story id (rows as `open_story_context`)."""

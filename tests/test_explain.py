@@ -50,9 +50,12 @@ def test_different_events_say_which_rules_kept_them_apart(stored: Path) -> None:
     found = explain(stored, "q1", "b1")
     assert found["same_story"] is False
     story = {s["name"]: s for s in found["story"]}
-    assert story["hours between the stories"]["met"] is False  # seven weeks apart: beyond the story window
+    assert story["hours between the stories"]["met"] is None  # time is evidence (the date agreement), not a gate
+    assert story["hours between the stories"]["value"] > 168
+    assert {s["name"]: s for s in found["pair"]}["date agreement"]["value"] < 0.05  # seven weeks apart
     assert story["stories' mean similarity across all pairs"]["met"] is False
-    assert "kept apart by" in found["decision"] and "hours between the stories" in found["decision"]
+    assert "kept apart by" in found["decision"] and "mean similarity" in found["decision"]
+    assert [view["time_evidence"] for view in found["articles"]] == ["publication", "publication"]
 
 
 def test_text_output_lists_every_signal(stored: Path) -> None:
