@@ -73,7 +73,9 @@ def seed_database(db: Path, docs: Path, config: Config, index: dict[str, int], v
     return len(keys)
 
 
-def bench_point(n: int, records: list[dict], work: Path, config: Config, cache: tuple) -> dict[str, Any]:
+def bench_point(
+    n: int, records: list[dict], work: Path, config: Config, cache: tuple, keep: bool = False
+) -> dict[str, Any]:
     docs = work / f"stream-{n}.jsonl"
     write_jsonl(records[:n], docs)
     db = work / f"stream-{n}.duckdb"
@@ -86,7 +88,8 @@ def bench_point(n: int, records: list[dict], work: Path, config: Config, cache: 
     stages = stage_totals(result.stderr)
     other = {k: v for k, v in stages.items() if k != "embed"}
     size_mb = db.stat().st_size / 2**20
-    db.unlink()
+    if not keep:
+        db.unlink()
     return {
         "items": n,
         "cached_vectors": seeded,
@@ -97,6 +100,54 @@ def bench_point(n: int, records: list[dict], work: Path, config: Config, cache: 
         "process_peak_mb": result.peak_mb,
         "database_mb": round(size_mb, 1),
         "database_mb_per_100k_articles": round(size_mb * 100_000 / n, 1),
+    }
+
+
+def closed_story_search(stored: Path, later: list[dict], work: Path) -> dict[str, Any]:
+    """A cron-sized run of `later` items on the store of the largest point, with and without the closed-story
+    search (`stories.reopen`), each on its own copy of the store: what the search adds to the run."""
+    import shutil
+
+    from pipeline.store import Store
+
+    docs = work / "later.jsonl"
+    write_jsonl(later, docs)
+    with Store(stored, read_only=True) as store:
+        stories = store.db.execute("SELECT count(*) FROM stories WHERE status = 'open'").fetchall()[0][0]
+    runs = {}
+    for reopen in (True, False):
+        db = work / f"later-{reopen}.duckdb"
+        shutil.copy(stored, db)
+        config = work / f"reopen-{reopen}.toml"
+        config.write_text(f"[stories]\nreopen = {'true' if reopen else 'false'}\n", encoding="utf-8")
+        command = [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            str(docs),
+            "--db",
+            str(db),
+            "-q",
+            "--log-format",
+            "json",
+        ]
+        result = measure(command + ["--config", str(config)], {"HF_HUB_OFFLINE": "1"})
+        if result.returncode != 0:
+            raise SystemExit(f"storyclust run failed on the later batch: {result.stderr.strip().splitlines()[-1:]}")
+        stages = stage_totals(result.stderr)
+        runs["with_search" if reopen else "without_search"] = {
+            "stages": stages,
+            "seconds_without_embedding": round(sum(v["seconds"] for k, v in stages.items() if k != "embed"), 2),
+        }
+        db.unlink()
+    with_search, without = runs["with_search"], runs["without_search"]
+    return {
+        "stored_stories": stories,
+        "items": len(later),
+        **runs,
+        "search_seconds": with_search["stages"].get("closed_stories", {}).get("seconds", 0.0),
+        "added_share": round(with_search["seconds_without_embedding"] / without["seconds_without_embedding"] - 1, 3),
     }
 
 
@@ -134,8 +185,23 @@ def render(result: dict[str, Any]) -> str:
             "(reading the cached vectors included).",
             f"Database size (articles, stories, members, embedding cache): {last['database_mb_per_100k_articles']:.0f} MB "
             "per 100k headline-only articles.",
+            *_search_lines(result.get("closed_story_search")),
         ]
     )
+
+
+def _search_lines(search: dict[str, Any] | None) -> list[str]:
+    if not search:
+        return []
+    with_search, without = search["with_search"], search["without_search"]
+    return [
+        "",
+        f"Closed-story search at {search['stored_stories']} stored stories: a run of {search['items']} later items on "
+        f"the largest point's store takes {with_search['seconds_without_embedding']:.2f} s all but embedding with the "
+        f"search ({search['search_seconds']:.3f} s in the `closed_stories` stage) and "
+        f"{without['seconds_without_embedding']:.2f} s without it (`stories.reopen = false`): "
+        f"{100 * search['added_share']:+.1f}%.",
+    ]
 
 
 def main() -> None:
@@ -149,19 +215,23 @@ def main() -> None:
     largest = max(args.sizes)
     templates = templates_from([args.data / "uci-news-head", args.data / "ecbplus"])
     records, _ = generate(largest, templates, args.seed)
+    # A later batch for the closed-story search: the last day of a stream one day longer.
+    later = [dict(r, id=f"later-{r['id']}") for r in generate(largest + 2000, templates, args.seed)[0][-2000:]]
     CACHE.mkdir(parents=True, exist_ok=True)
     stream = CACHE / f"stream-{largest}-seed{args.seed}.jsonl"
     if not stream.exists():
         write_jsonl(records, stream)
     cache = vector_cache(stream, config)
     with tempfile.TemporaryDirectory() as work:
-        points = [bench_point(n, records, Path(work), config, cache) for n in sorted(args.sizes)]
+        points = [bench_point(n, records, Path(work), config, cache, keep=n == largest) for n in sorted(args.sizes)]
+        search = closed_story_search(Path(work) / f"stream-{largest}.duckdb", later, Path(work))
     result = {
         "machine": machine(),
         "seed": args.seed,
         "distinct_texts": len(cache[0]),
         "embedding_seconds_when_cached": round(cache[2], 1),
         "points": points,
+        "closed_story_search": search,
     }
     write_results(args.out, "scale", result, render(result))
 

@@ -110,6 +110,7 @@ class ClusterConfig(_Section, section="cluster"):
 @dataclass(frozen=True)
 class StoriesConfig(_Section, section="stories"):
     window_hours: float = _ranged(168.0, 0.0, 1e6)
+    reopen: bool = True
 
 
 @dataclass(frozen=True)
