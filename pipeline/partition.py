@@ -1,8 +1,8 @@
 """Time partitions, and the partition stages: near-duplicate groups → evidence → cluster → headline.
 
 New items are clustered in time partitions of at most `engine.partition_items` items. Each partition is
-clustered together with the members of the stories still open before it (`stories.window_hours`), each
-such story one fixed group: exactly the rule that joins a cron run's new items to the stored stories. So
+clustered together with the members of the stories still open before it (`stories.window_hours`) and of
+the closed stories its items point to (`pipeline.timeline`), each such story one fixed group: exactly the rule that joins a cron run's new items to the stored stories. So
 partition k sees partition k−1 only through its open stories, a worker needs one partition and its open
 stories, never the whole archive, and a batch of any size gives the stories that runs over its time slices
 would. The stages hand typed records to each other (`NearDuplicates`, `EvidenceGraph`, `Clustering`)

@@ -275,8 +275,8 @@ def _cluster_partition(ctx: _RunContext, new: list[Article], known: dict[str, np
     with timer.stage("closed_stories", len(new)) as counts:
         # Closed stories that the new items' names and dates point to: a follow-up weeks later joins its event.
         open_ids = {row["story_id"] for row in context_rows}
-        probes = closed_story_probes(new, config.cluster) if config.stories.reopen else None
-        reopenable = store.closed_story_context(probes, open_ids) if probes else []
+        closed = store.story_count() - len(open_ids) if config.stories.reopen else 0
+        reopenable = store.closed_story_context(closed_story_probes(new, config.cluster), open_ids) if closed else []
         context_rows += reopenable
         counts.update(stories=len({row["story_id"] for row in reopenable}), members=len(reopenable))
     context = [article_from_row(row) for row in context_rows]

@@ -649,6 +649,10 @@ class Store:
                 self.db.unregister(name)
         return self.story_members_of([story for (story,) in found]) if found else []
 
+    def story_count(self) -> int:
+        """How many stories there are (merged ones not counted)."""
+        return int(self.db.execute("SELECT count(*) FROM stories WHERE status = 'open'").fetchall()[0][0])
+
     def reopenings_of(self, story_ids: list[str]) -> list[Reopening]:
         """When these stories took a report after being closed (none in a file from before migration 5)."""
         if not self._has_table("story_reopenings"):

@@ -19,6 +19,7 @@ from pipeline.cluster.groupsums import (
 )
 from pipeline.config import ClusterConfig
 from pipeline.similarity import EvidenceGraph
+from pipeline.timeline import DaySpans, reach_days
 
 
 def merge_in_time_order(
@@ -47,9 +48,12 @@ def merge_in_time_order(
     story = np.arange(groups)
     # The current sums of each story: summing a big story's groups again at every step is what would cost.
     rows = StoryRows(single.combined(indicator(labels, groups)))
+    # Each story's span of dates: two stories of dated reports whose spans lie further apart than the dates
+    # can agree for a join are not worth a linkage (`timeline.DaySpans`: it cannot pass, so nothing changes).
+    spans = DaySpans.of(graph.features.dates, labels, groups, reach_days(config))
     for pairs in members_by_part(pair_step, np.bincount(pair_step) > 0):
         a, b = _stories(story, left[pairs]), _stories(story, right[pairs])
-        keep = a != b
+        keep = (a != b) & ~spans.apart(a, b)
         if not keep.any():
             continue
         involved, local = np.unique(np.r_[a[keep], b[keep]], return_inverse=True)
@@ -74,6 +78,7 @@ def merge_in_time_order(
         survivor_of = np.repeat(survivors, np.diff(bounds))
         absorbed = joined_stories != survivor_of
         story[joined_stories[absorbed]] = survivor_of[absorbed]
+        spans.merge(survivors, joined_stories, bounds)
         rows.merge(survivors, joined_stories[absorbed], step_sums.combined(union))
     merged = _stories(story, labels)
     return merged, groups - len(unique_values(merged))
