@@ -103,16 +103,48 @@ def bench_point(
     }
 
 
+ARCHIVE_STORIES = 200_000  # stored stories for the closed-story search
+
+
+def _archive_of(store: Any, stories: int) -> None:
+    """Grow the store's story tables to `stories` with copies of its stories a year, two years, ... earlier:
+    an archive whose old stories name what today's do (the same templates), for the search to look through.
+    Only the tables the search reads (stories, their names and members' dates); the copies have no articles."""
+    have = store.db.execute("SELECT count(*) FROM stories").fetchall()[0][0]
+    for k in range(1, -(-stories // max(have, 1))):
+        suffix, days = f"-y{k}", 365 * k
+        store.db.execute(
+            f"""INSERT INTO stories (story_id, headline, size, sources, first_seen, last_seen, status, created_run_id,
+                    updated_run_id, updated_at)
+                SELECT story_id || '{suffix}', headline, size, sources, first_seen - INTERVAL {days} DAY,
+                    last_seen - INTERVAL {days} DAY, status, created_run_id, updated_run_id,
+                    updated_at - INTERVAL {days} DAY
+                FROM stories WHERE story_id NOT LIKE '%-y%'"""
+        )
+        store.db.execute(
+            f"INSERT INTO story_names SELECT story_id || '{suffix}', name FROM story_names WHERE story_id NOT LIKE '%-y%'"
+        )
+        store.db.execute(
+            f"""INSERT INTO story_members (story_id, article_id, event_dates, joined_run_id)
+                SELECT story_id || '{suffix}', article_id || '{suffix}',
+                    list_transform(event_dates, lambda d: d - INTERVAL {days} DAY)::DATE[], joined_run_id
+                FROM story_members WHERE story_id NOT LIKE '%-y%'"""
+        )
+    store.db.execute("CHECKPOINT")
+
+
 def closed_story_search(stored: Path, later: list[dict], work: Path) -> dict[str, Any]:
-    """A cron-sized run of `later` items on the store of the largest point, with and without the closed-story
-    search (`stories.reopen`), each on its own copy of the store: what the search adds to the run."""
+    """A cron-sized run of `later` items on the store of the largest point grown to an archive of
+    `ARCHIVE_STORIES` stories, with and without the closed-story search (`stories.reopen`), each on its own
+    copy of the store: what the search adds to the run."""
     import shutil
 
     from pipeline.store import Store
 
     docs = work / "later.jsonl"
     write_jsonl(later, docs)
-    with Store(stored, read_only=True) as store:
+    with Store(stored) as store:
+        _archive_of(store, ARCHIVE_STORIES)
         stories = store.db.execute("SELECT count(*) FROM stories WHERE status = 'open'").fetchall()[0][0]
     runs = {}
     for reopen in (True, False):

@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import sparse
@@ -102,8 +103,7 @@ def mentioned_dates(text: str, published: date | None) -> list[date]:
 TIME_SOURCES = ("publication", "text", "none")  # which evidence fixed an item's event time, for `explain` and the store
 
 
-@dataclass(frozen=True)
-class ItemDates:
+class ItemDates(NamedTuple):
     """When an item's event may have happened, and from what evidence.
 
     `dates`: every date the item is about (its publication date and the dates its body names around it; for
@@ -131,10 +131,13 @@ def date_sets(body: str, published: datetime | None) -> ItemDates:
         named = sorted(set(mentioned_dates(body, None)))
         return ItemDates(named, named, "text" if named else "none", False)
     day = published.date()
-    low, high = day - timedelta(days=LOOKBACK_DAYS), day + timedelta(days=1)
-    named = sorted({d for d in mentioned_dates(body, day) if low <= d <= high}) if body else []
-    if not named:  # a bare headline, or a body that names no date: its publication date
-        return ItemDates([day], [day], "publication", True)
+    named = []
+    if body:
+        low, high = day - timedelta(days=LOOKBACK_DAYS), day + timedelta(days=1)
+        named = sorted({d for d in mentioned_dates(body, day) if low <= d <= high})
+    if not named:  # a bare headline, or a body that names no date: its publication date (one list for both)
+        only = [day]
+        return ItemDates(only, only, "publication", True)
     return ItemDates(sorted({day, *named}), named, "text", True)
 
 
@@ -208,21 +211,26 @@ def date_evidence(
         when.year if when is not None else main_year(f"{title}\n{body}")
         for title, body, when in zip(titles, bodies, published, strict=True)
     ]
+
+    # Bins of each item's dates (cover) and of its event (mass); one list where they are the same dates.
+    def bins(convert: Any, precise_only: bool) -> tuple[list[list[int]], list[list[int]]]:
+        cover: list[list[int]] = []
+        mass: list[list[int]] = []
+        for item in sets:
+            if precise_only and not item.precise:
+                cover.append([])
+                mass.append(cover[-1])
+                continue
+            cover.append([convert(d) for d in item.dates])
+            mass.append(cover[-1] if item.event is item.dates else [convert(d) for d in item.event])
+        return cover, mass
+
+    year_bins = [[] if year is None or tolerance_days <= 0 else [year] for year in years]
     channels = [
-        (
-            [[d.toordinal() for d in getattr(item, part)] if item.precise else [] for item in sets],
-            max(0.5, tolerance_days),
-        )
-        for part in ("dates", "event")
+        (*bins(date.toordinal, True), max(0.5, tolerance_days)),
+        (*bins(lambda d: d.year * 12 + d.month - 1, False), 1.0),
+        (year_bins, year_bins, 1.0),
     ]
-    channels = [
-        (channels[0][0], channels[1][0], channels[0][1]),
-        *(
-            ([[d.year * 12 + d.month - 1 for d in item.dates] for item in sets],
-             [[d.year * 12 + d.month - 1 for d in item.event] for item in sets], 1.0),
-            ([[] if year is None or tolerance_days <= 0 else [year] for year in years],) * 2 + (1.0,),
-        ),
-    ]  # fmt: skip
     covers, masses, owners, known = [], [], [], []
     for number, (cover_bins, mass_bins, tolerance) in enumerate(channels):
         cover, mass = _channel(cover_bins, mass_bins, tolerance)
@@ -266,7 +274,9 @@ def _channel(
     radius = int(np.ceil(tolerance * (1 + _CUTOFF)))
     offsets = np.arange(-radius, radius + 1)
     weights = kernel(offsets, tolerance).astype(np.float32)
-    values = np.array([b for item in cover_bins + mass_bins for b in item], dtype=np.int64)
+    same = all(c is m for c, m in zip(cover_bins, mass_bins, strict=True))
+    flat = [b for item in cover_bins for b in item] + ([] if same else [b for item in mass_bins for b in item])
+    values = np.array(flat, dtype=np.int64)
     if not len(values):
         empty = sparse.csr_matrix((n, 1), dtype=np.float32)
         return empty, empty.copy()
@@ -283,7 +293,8 @@ def _channel(
     counts = np.bincount(rows, minlength=n)
     mass = sparse.csr_matrix(((1.0 / counts[rows]).astype(np.float32), (rows, columns)), shape=(n, width))
     # Cover: every date spread over its kernel; where two dates of an item overlap, the closer one counts.
-    rows, columns = distinct(cover_bins)
+    if not same:
+        rows, columns = distinct(cover_bins)
     spread_rows = np.repeat(rows, len(offsets))
     spread_cols = (columns[:, None] + offsets[None, :]).ravel()
     spread_vals = np.tile(weights, len(rows))
