@@ -115,10 +115,11 @@ def _archive_of(store: Any, stories: int) -> None:
         suffix, days = f"-y{k}", 365 * k
         store.db.execute(
             f"""INSERT INTO stories (story_id, headline, size, sources, first_seen, last_seen, status, created_run_id,
-                    updated_run_id, updated_at)
+                    updated_run_id, updated_at, event_first, event_last)
                 SELECT story_id || '{suffix}', headline, size, sources, first_seen - INTERVAL {days} DAY,
                     last_seen - INTERVAL {days} DAY, status, created_run_id, updated_run_id,
-                    updated_at - INTERVAL {days} DAY
+                    updated_at - INTERVAL {days} DAY, (event_first - INTERVAL {days} DAY)::DATE,
+                    (event_last - INTERVAL {days} DAY)::DATE
                 FROM stories WHERE story_id NOT LIKE '%-y%'"""
         )
         store.db.execute(

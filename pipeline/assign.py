@@ -61,7 +61,7 @@ def assign_stories(
     from pipeline.cluster import member_fit
     from pipeline.headline import HeadlineCandidate, choose_headline
     from pipeline.similarity import collector_paused
-    from pipeline.timeline import rarest_names, reopenings
+    from pipeline.timeline import event_span, rarest_names, reopenings
 
     plan = StoryPlan()
     n_context = len(context_story)
@@ -166,6 +166,7 @@ def assign_stories(
                     "last_seen": max(dates) if dates else None,
                     "updated_at": now,
                     "names": rarest_names([items[i].content for i in members]),
+                    **event_span([features.dates.item_dates[i] for i in members], features.dates.mention[members]),
                 }
             )
     return plan

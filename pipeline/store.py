@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +127,10 @@ MIGRATIONS: list[tuple[str, str]] = [
     (
         "time as evidence: which dates fixed each member's event, closed stories reopened, names to find them by",
         """
+        ALTER TABLE stories ADD COLUMN event_first DATE;
+        ALTER TABLE stories ADD COLUMN event_last DATE;
+        COMMENT ON COLUMN stories.event_first IS 'The earliest day its reports are about (publication or named dates); NULL when a report has no date: no bounds in time';
+        COMMENT ON COLUMN stories.event_last IS 'The latest day its reports are about; NULL when a report has no date';
         ALTER TABLE story_members ADD COLUMN time_evidence VARCHAR;
         COMMENT ON COLUMN story_members.time_evidence IS 'Which evidence fixed its event time: text (dates its text names), publication (its publication date alone) or none (no date: neutral on time)';
         CREATE TABLE story_reopenings (
@@ -478,15 +482,18 @@ class Store:
             db.execute(
                 """
                 INSERT INTO stories (story_id, headline, headline_article_id, headline_kind, size, sources, first_seen,
-                    last_seen, status, merged_into, created_run_id, updated_run_id, updated_at, headline_reason)
+                    last_seen, status, merged_into, created_run_id, updated_run_id, updated_at, headline_reason,
+                    event_first, event_last)
                 SELECT story_id, headline, headline_article_id, headline_kind, size, sources,
-                    first_seen, last_seen, 'open', NULL, ?, ?, updated_at, headline_reason FROM touched_stories
+                    first_seen, last_seen, 'open', NULL, ?, ?, updated_at, headline_reason, event_first, event_last
+                FROM touched_stories
                 ON CONFLICT (story_id) DO UPDATE SET headline = excluded.headline,
                     headline_article_id = excluded.headline_article_id, headline_kind = excluded.headline_kind,
                     headline_reason = excluded.headline_reason,
                     size = excluded.size, sources = excluded.sources, first_seen = excluded.first_seen,
                     last_seen = excluded.last_seen, updated_run_id = excluded.updated_run_id,
-                    updated_at = excluded.updated_at
+                    updated_at = excluded.updated_at, event_first = excluded.event_first,
+                    event_last = excluded.event_last
                 """,
                 [run_id, run_id],
             )
@@ -613,39 +620,59 @@ class Store:
 
         if not probes.names:
             return []
-        names = pa.table({"item": [i for i, _ in probes.names], "name": [n for _, n in probes.names]})
-        days = pa.table(
-            {"item": [i for i, _ in probes.days], "day": pa.array([d for _, d in probes.days], type=pa.date32())}
-        )
-        undated = pa.table({"item": sorted({i for i, _ in probes.names} - {i for i, _ in probes.days})})
-        for name, table in (("probe_names", names), ("probe_days", days), ("probe_undated", undated)):
+        tables = {
+            "probe_names": pa.table({"item": [i for i, _ in probes.names], "name": [n for _, n in probes.names]}),
+            "probe_days": pa.table(
+                {
+                    "item": [i for i, _ in probes.days],
+                    "low": pa.array([d - timedelta(days=probes.reach_days) for _, d in probes.days], pa.date32()),
+                    "high": pa.array([d + timedelta(days=probes.reach_days) for _, d in probes.days], pa.date32()),
+                }
+            ),
+            "probe_undated": pa.table({"item": sorted({i for i, _ in probes.names} - {i for i, _ in probes.days})}),
+            "open_context": pa.table({"story_id": sorted(open_stories)}),
+        }
+        for name, table in tables.items():
             self.db.register(name, table)
         try:
+            # Closed stories (not in the open context), and which of them each item meets: a dated item the
+            # stories whose span of days comes within reach of one of its dates; an undated item, and any item
+            # a story with an undated report (no bounds), by names alone. Separate statements: each is a small
+            # join that DuckDB plans well, where one statement of all of them ran a range join for seconds.
+            self.db.execute(
+                "CREATE OR REPLACE TEMP TABLE closed_stories AS SELECT story_id, event_first, event_last "
+                "FROM stories WHERE status = 'open' AND story_id NOT IN (SELECT story_id FROM open_context)"
+            )
+            meeting = self.db.sql(
+                """
+                SELECT DISTINCT p.item, c.story_id FROM probe_days p JOIN closed_stories c
+                    ON c.event_first <= p.high AND c.event_last >= p.low
+                UNION
+                SELECT p.item, n.story_id FROM closed_stories c JOIN story_names n USING (story_id)
+                    JOIN probe_names p USING (name) WHERE c.event_first IS NULL
+                UNION
+                SELECT p.item, n.story_id FROM probe_undated u JOIN probe_names p USING (item)
+                    JOIN story_names n USING (name) JOIN closed_stories c USING (story_id)
+                """
+            ).to_arrow_table()
+            self.db.register("meeting", meeting)
             found = self.db.execute(
                 """
-                WITH named AS (
-                    SELECT p.item, n.story_id, count(*) AS shared
-                    FROM probe_names p JOIN story_names n USING (name) JOIN stories s USING (story_id)
-                    WHERE s.status = 'open' AND NOT list_contains(?, n.story_id)
+                WITH shared AS (
+                    SELECT m.item, m.story_id, count(*) AS names FROM meeting m JOIN story_names n USING (story_id)
+                    JOIN probe_names p ON p.item = m.item AND p.name = n.name
                     GROUP BY ALL HAVING count(*) >= ?),
-                near_in_time AS (
-                    SELECT DISTINCT p.item, m.story_id
-                    FROM (SELECT story_id, unnest(event_dates) AS day FROM story_members
-                          WHERE story_id IN (SELECT story_id FROM named)) m
-                    JOIN probe_days p ON m.day BETWEEN p.day - ?::INTEGER AND p.day + ?::INTEGER),
-                fitting AS (
-                    SELECT item, story_id, shared FROM named JOIN near_in_time USING (item, story_id)
-                    UNION ALL
-                    SELECT item, story_id, shared FROM named JOIN probe_undated USING (item)),
                 ranked AS (
-                    SELECT story_id, row_number() OVER (PARTITION BY item ORDER BY shared DESC, story_id) AS rank
-                    FROM fitting)
+                    SELECT story_id, row_number() OVER (PARTITION BY item ORDER BY names DESC, story_id) AS rank
+                    FROM shared)
                 SELECT DISTINCT story_id FROM ranked WHERE rank <= ? ORDER BY story_id
                 """,
-                [sorted(open_stories), probes.min_names, probes.reach_days, probes.reach_days, probes.per_item],
+                [probes.min_names, probes.per_item],
             ).fetchall()
+            self.db.unregister("meeting")
+            self.db.execute("DROP TABLE closed_stories")
         finally:
-            for name in ("probe_names", "probe_days", "probe_undated"):
+            for name in tables:
                 self.db.unregister(name)
         return self.story_members_of([story for (story,) in found]) if found else []
 

@@ -138,6 +138,15 @@ MIN_SHARED_NAMES = 2  # a closed story is a candidate for an item that gives at 
 CANDIDATES_PER_ITEM = 5  # and each item takes its best candidates only: the context grows with the batch
 
 
+def event_span(item_dates: list[list[date]], undated: np.ndarray) -> dict[str, date | None]:
+    """A story's span of days (`stories.event_first`, `event_last`), what the closed-story search compares
+    with a new report's dates: from its members' dates; no bounds (None) when a member has no publication
+    date, since an undated report agrees with every date."""
+    if undated.any() or not all(item_dates):
+        return {"event_first": None, "event_last": None}
+    return {"event_first": min(min(d) for d in item_dates), "event_last": max(max(d) for d in item_dates)}
+
+
 def reach_days(config: ClusterConfig) -> int:
     """How far apart (in days) two dates can lie and still agree enough for a join: beyond it the date
     agreement alone keeps the pair score under `merge_similarity`, whatever the texts say."""
