@@ -287,7 +287,7 @@ def _members(story: StoryView, open_: bool) -> str:
 <td data-label="Published"><div>{_e(_when(m.published_at)) if m.published_at else '<span class="muted">undated</span>'}</div></td>
 <td data-label="Similarity" class="num"><div>{bar}{_score(similarity)}</div></td>
 <td data-label="Date agreement" class="num"><div{low}>{_score(m.date_agreement)}</div></td>
-<td data-label="Event dates"><div>{_chips(m.event_dates, "date")}</div></td>
+<td data-label="Event dates"><div>{_chips(m.event_dates, "date")}{_TIME_EVIDENCE.get(m.time_evidence or "", "")}</div></td>
 <td data-label="Shares"><div>{_chips(m.shared_names, "for")}</div></td>
 <td data-label="Lacks"><div>{_chips(m.missing_names, "against")}</div></td>
 </tr>"""
@@ -310,6 +310,14 @@ def _members(story: StoryView, open_: bool) -> str:
 </div>
 {more}
 </details>"""
+
+
+# Which evidence fixed a report's event time, under its dates (nothing for a file from before it was stored).
+_TIME_EVIDENCE = {
+    "text": ' <span class="muted">from its text</span>',
+    "publication": ' <span class="muted">publication date</span>',
+    "none": '<span class="muted">no date: neutral on time</span>',
+}
 
 
 CSS = """

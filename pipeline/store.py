@@ -290,6 +290,7 @@ class MemberEvidence:
     shared_names: list[str]
     missing_names: list[str]
     near_duplicate_group: str | None
+    time_evidence: str | None = None  # text, publication or none (None: a file from before migration 5)
 
 
 @dataclass(frozen=True)
@@ -872,13 +873,13 @@ class Store:
         rows = self.db.execute(
             f"""
             SELECT story_id, article_id, title, text_start, source, url, published_at, story_similarity,
-                   date_agreement, event_dates, shared_names, missing_names, near_duplicate_group
+                   date_agreement, event_dates, shared_names, missing_names, near_duplicate_group, time_evidence
             FROM (
                 SELECT m.story_id, a.article_id, a.title, left(a.text, {int(text_chars) + 1}) AS text_start,
                        a.source, a.url, a.published_at, {c["story_similarity"]} AS story_similarity,
                        {c["date_agreement"]} AS date_agreement, {c["event_dates"]} AS event_dates,
                        {c["shared_names"]} AS shared_names, {c["missing_names"]} AS missing_names,
-                       m.near_duplicate_group,
+                       m.near_duplicate_group, {c["time_evidence"]} AS time_evidence,
                        row_number() OVER (PARTITION BY m.story_id ORDER BY a.published_at NULLS LAST, a.article_id) AS n
                 FROM story_members m JOIN articles a USING (article_id)
                 WHERE list_contains(?, m.story_id))
