@@ -85,6 +85,19 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
         return Measured(round(seconds, 2), round(peak_mb, 1), process.returncode, out.read(), err.read())
 
 
+def measured_run(inputs: list[Path], db: Path, config: Path | None = None, what: str = "") -> Measured:
+    """`storyclust run` on `inputs` as a whole child process (JSON log on stderr, for `stage_totals`), measured;
+    a failed run stops the benchmark with its last line."""
+    import sys
+
+    command = [sys.executable, "-m", "pipeline.cli", "run", *map(str, inputs), "--db", str(db), "-q"]
+    command += ["--log-format", "json"] + (["--config", str(config)] if config else [])
+    result = measure(command, {"HF_HUB_OFFLINE": "1"})
+    if result.returncode != 0:
+        raise SystemExit(f"storyclust run failed{what}: {result.stderr.strip().splitlines()[-1:]}")
+    return result
+
+
 def _high_water_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

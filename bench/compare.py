@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baselines import METHODS
-from bench.common import Measured, load_set, machine, markdown_table, measure, stage_totals
+from bench.common import Measured, load_set, machine, markdown_table, measure, measured_run, stage_totals
 from bench.slices import memberships
 from pipeline.evaluate import score
 
@@ -31,24 +31,7 @@ def storyclust_run(docs: Path, db: Path, backend: str, work: Path) -> Measured:
     config = work / f"{backend}.toml"
     config.write_text(f'[embed]\nbackend = "{backend}"\n', encoding="utf-8")
     db.unlink(missing_ok=True)
-    command = [
-        PYTHON,
-        "-m",
-        "pipeline.cli",
-        "run",
-        str(docs),
-        "--db",
-        str(db),
-        "--config",
-        str(config),
-        "-q",
-        "--log-format",
-        "json",
-    ]
-    result = measure(command, {"HF_HUB_OFFLINE": "1"})
-    if result.returncode != 0:
-        raise SystemExit(f"storyclust run failed: {result.stderr.strip().splitlines()[-1:]}")
-    return result
+    return measured_run([docs], db, config)
 
 
 def stage_seconds(result: Measured) -> dict[str, float]:

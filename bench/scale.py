@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine, markdown_table, measure, stage_totals, uncapped_config, write_results
+from bench.common import machine, markdown_table, measured_run, stage_totals, uncapped_config, write_results
 from bench.stream import generate, templates_from, write_jsonl
 from pipeline.config import Config, load_config
 from pipeline.embed import Embedder, model_id
@@ -80,11 +80,7 @@ def bench_point(
     write_jsonl(records[:n], docs)
     db = work / f"stream-{n}.duckdb"
     seeded = seed_database(db, docs, config, cache[0], cache[1])
-    command = [sys.executable, "-m", "pipeline.cli", "run", str(docs), "--db", str(db), "-q", "--log-format", "json"]
-    command += ["--config", str(uncapped_config(work))]
-    result = measure(command, {"HF_HUB_OFFLINE": "1"})
-    if result.returncode != 0:
-        raise SystemExit(f"storyclust run failed on {n} items: {result.stderr.strip().splitlines()[-1:]}")
+    result = measured_run([docs], db, uncapped_config(work), f" on {n} items")
     stages = stage_totals(result.stderr)
     other = {k: v for k, v in stages.items() if k != "embed"}
     size_mb = db.stat().st_size / 2**20
@@ -153,21 +149,7 @@ def closed_story_search(stored: Path, later: list[dict], work: Path) -> dict[str
         shutil.copy(stored, db)
         config = work / f"reopen-{reopen}.toml"
         config.write_text(f"[stories]\nreopen = {'true' if reopen else 'false'}\n", encoding="utf-8")
-        command = [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "run",
-            str(docs),
-            "--db",
-            str(db),
-            "-q",
-            "--log-format",
-            "json",
-        ]
-        result = measure(command + ["--config", str(config)], {"HF_HUB_OFFLINE": "1"})
-        if result.returncode != 0:
-            raise SystemExit(f"storyclust run failed on the later batch: {result.stderr.strip().splitlines()[-1:]}")
+        result = measured_run([docs], db, config, " on the later batch")
         stages = stage_totals(result.stderr)
         runs["with_search" if reopen else "without_search"] = {
             "stages": stages,
