@@ -101,3 +101,20 @@ def test_shared_fact_f1_rewards_shared_names_and_penalises_extra_words() -> None
     assert plain is not None and long is not None and vague is not None
     assert plain > long and plain > vague
     assert shared_fact_f1("Anything", ["no names here", "none here either"]) is None
+
+
+def test_time_variants_drop_every_third_date_and_keep_each_report_in_its_original_time_slice() -> None:
+    from bench.time_evidence import time_slices, variant_rows
+
+    stamps = ["2024-01-05T00:00:00Z", "2024-01-01T00:00:00Z", "2024-01-03T00:00:00Z", None, "2024-01-02T00:00:00Z"]
+    original = [{"id": str(i), "title": f"t{i}", "text": "body", "published_at": s} for i, s in enumerate(stamps)]
+    third = variant_rows(original, "third")
+    assert [r["published_at"] for r in third] == [stamps[0], stamps[1], None, None, stamps[4]]
+    assert all(r["published_at"] is None for r in variant_rows(original, "undated"))
+    assert all(r["text"] == "" for r in variant_rows(original, "dated", headlines=True))
+    assert original[2]["published_at"] == stamps[2]  # the original rows are left as they were
+    parts = time_slices(original, third, 2)
+    assert [[r["id"] for r in part] for part in parts] == [
+        ["1", "4", "2"],
+        ["0", "3"],
+    ]  # "2" lost its date, kept its place
