@@ -131,3 +131,43 @@ def test_undated_reports_of_two_shootings_stay_apart_and_join_their_own_stories(
     run([str(write(tmp_path / "pair.jsonl", pair))], load_config(), db=alone)
     with Store(alone, read_only=True) as store:
         assert len(set(store.memberships().values())) == 2
+
+
+@pytest.mark.usefixtures("fake_model")
+def test_a_database_from_before_time_evidence_is_upgraded_by_the_next_run_with_nothing_lost(tmp_path: Path) -> None:
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    first = [
+        {"id": "a1", "title": "Floods close roads in Valencia", "published_at": "2024-03-01T09:00:00Z"},
+        {"id": "a2", "title": "Floods close roads in Valencia", "published_at": "2024-03-01T10:00:00Z"},
+    ]
+    run([str(write(tmp_path / "first.jsonl", first))], load_config(), db=db)
+    # Back to the schema of migration 4, as storyclust wrote it before time became evidence.
+    with duckdb.connect(str(db)) as con:
+        con.execute("DROP VIEW story_articles")
+        con.execute("DROP TABLE story_reopenings")
+        con.execute("DROP TABLE story_names")
+        for table, column in (
+            ("story_members", "time_evidence"),
+            ("stories", "event_first"),
+            ("stories", "event_last"),
+        ):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        con.execute(
+            "CREATE VIEW story_articles AS SELECT m.story_id, s.headline, a.article_id FROM story_members m "
+            "JOIN stories s USING (story_id) JOIN articles a USING (article_id)"
+        )
+        con.execute("DELETE FROM schema_migrations WHERE version >= 5")
+        before = con.execute("SELECT article_id, story_id FROM story_members ORDER BY 1").fetchall()
+    later = [{"id": "a3", "title": "Floods close roads in Valencia", "published_at": "2024-03-01T12:00:00Z"}]
+    report = run([str(write(tmp_path / "later.jsonl", later))], load_config(), db=db)
+    assert report.articles_new == 1
+    with Store(db, read_only=True) as store:
+        rows = store.db.execute("SELECT article_id, story_id, time_evidence FROM story_members ORDER BY 1").fetchall()
+        versions = [v for (v,) in store.db.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
+        view = store.db.execute("SELECT time_evidence FROM story_articles WHERE article_id = 'a3'").fetchall()
+    assert [(a, s) for a, s, _ in rows[:2]] == before  # nothing lost, nothing moved
+    assert rows[2][1] == before[0][1]  # the new copy joins the stored story
+    assert [t for _, _, t in rows] == [None, None, "publication"]  # old members stay as stored
+    assert versions == list(range(1, len(versions) + 1)) and versions[-1] >= 5 and view == [("publication",)]
