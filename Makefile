@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := samples/ukraine-kyiv-nato.txt
 DATA ?= ../shared/data
 
-.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality bench-soak bench-intake bench-ray clean
+.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality bench-labels bench-soak bench-intake bench-ray clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-compare bench-incremental bench-scale bench-quality bench-soak bench-intake bench-ray
+bench: bench-compare bench-incremental bench-scale bench-quality bench-labels bench-soak bench-intake bench-ray
 
 bench-compare: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.compare $(DATA)/uci-news-head $(DATA)/ecbplus $(DATA)/gvc-val
@@ -66,6 +66,10 @@ bench-scale: $(BENCH_STAMP)
 # Quality alone, with the other labelled sets, in a 50k-item stream, and of the headlines (uses bench-scale's vectors).
 bench-quality: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.quality $(DATA) --stream 50000
+
+# The canonical headline against human-style event labels of the gold stories (bench/labels/).
+bench-labels: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.labels $(DATA)
 
 # Readers during cron runs: 10 runs while one reader holds the file open and another polls it.
 bench-soak: $(BENCH_STAMP)

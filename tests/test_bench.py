@@ -118,3 +118,16 @@ def test_time_variants_drop_every_third_date_and_keep_each_report_in_its_origina
         ["1", "4", "2"],
         ["0", "3"],
     ]  # "2" lost its date, kept its place
+
+
+def test_token_f1_counts_shared_word_tokens_case_and_punctuation_aside() -> None:
+    from bench.labels import token_f1
+
+    assert token_f1("Floods close roads in Valencia", "floods close roads in valencia.") == 1.0
+    assert token_f1("Floods close roads", "Quake hits Chile") == 0.0
+    # 2 of 3 pick tokens and 2 of 4 label tokens shared: precision 2/3, recall 1/2
+    assert (
+        abs(token_f1("Floods hit Valencia", "Valencia floods close roads") - 2 * (2 / 3) * (1 / 2) / (2 / 3 + 1 / 2))
+        < 1e-9
+    )
+    assert token_f1("", "anything") == 0.0

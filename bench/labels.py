@@ -1,0 +1,161 @@
+"""The canonical headline against human-style event labels: token F1 and embedding cosine to the label.
+
+    python -m bench.labels ../shared/data
+
+The labels (`bench/labels/*.jsonl`, one line per gold story: set, story, label) were written from each gold
+story's member titles and texts, as a desk editor would label the event, before looking at what any chooser
+picks (provenance in `bench/labels/README.md`). Each gold story of two or more titled members is headlined by
+
+- `storyclust`: `pipeline.headline.choose_headline` on the story's members, as a run would call it;
+- `first`: the earliest member's title (publication time, then article id);
+- `shortest`: the title of fewest words (then the earliest);
+- `title centroid`: the title nearest the centroid of the members' title embeddings;
+- `best member title`: the member title nearest the label (by token F1, and by cosine): the upper bound of
+  any chooser that picks a member title.
+
+Token F1: the harmonic mean of the shares of the pick's and the label's lower-cased word tokens that the
+other has (each token counted as often as it occurs). Cosine: of the all-MiniLM-L6-v2 vectors of the pick and
+the label. Both averaged over the stories of each set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import machine, markdown_table, write_results
+
+LABELS = Path(__file__).parent / "labels"
+RULES = ("storyclust", "first", "shortest", "title centroid", "best member title")
+_WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
+
+
+def tokens(text: str) -> list[str]:
+    return [token.lower() for token in _WORD.findall(text)]
+
+
+def token_f1(pick: str, label: str) -> float:
+    """SQuAD-style token F1 of two texts (lower-cased word tokens, multiset overlap)."""
+    a, b = Counter(tokens(pick)), Counter(tokens(label))
+    common = sum((a & b).values())
+    if not common:
+        return 0.0
+    precision, recall = common / sum(a.values()), common / sum(b.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def read_labels(folder: Path = LABELS) -> dict[tuple[str, str], str]:
+    labels = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                labels[(row["set"], row["story"])] = row["label"]
+    return labels
+
+
+def gold_stories(folder: Path) -> dict[str, list[Any]]:
+    """The cleaned articles of each gold story (as a run would read and normalize them), in time order."""
+    from datetime import datetime
+
+    from pipeline.config import InputConfig
+    from pipeline.evaluate import read_gold
+    from pipeline.ingest import ingest
+    from pipeline.normalize import normalize_record
+
+    gold = read_gold(folder / "gold.jsonl")
+    stories: dict[str, list[Any]] = defaultdict(list)
+    for record in ingest([str(folder / "docs.jsonl")], InputConfig()).records:
+        article = normalize_record(record)
+        stories[gold[article.article_id]].append(article)
+    for members in stories.values():
+        members.sort(key=lambda a: (a.published_at is None, a.published_at or datetime.min, a.article_id))
+    return stories
+
+
+def picks(members: list[Any], label: str, embed: Any) -> dict[str, str]:
+    """The headline each rule picks for one story."""
+    from pipeline.headline import HeadlineCandidate, choose_headline
+
+    titled = [a for a in members if a.title]
+    contents = embed([a.content for a in members])
+    candidates = [
+        HeadlineCandidate(a.article_id, a.title, a.text, "title truncated" in a.notes, "truncated" in a.notes)
+        for a in members
+    ]
+    titles = [a.title for a in titled]
+    title_vectors = embed(titles)
+    centre = title_vectors.mean(axis=0)
+    label_vector = embed([label])[0]
+    return {
+        "storyclust": choose_headline(candidates, contents).text,
+        "first": titles[0],
+        "shortest": min(titles, key=lambda t: len(t.split())),
+        "title centroid": titles[int(np.argmax(title_vectors @ centre))],
+        "best member title": max(titles, key=lambda t: token_f1(t, label)),
+        "best member title (cosine)": titles[int(np.argmax(title_vectors @ label_vector))],
+    }
+
+
+def measure_set(name: str, folder: Path, labels: dict[tuple[str, str], str], embed: Any) -> dict[str, Any]:
+    scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    rows = []
+    for story, members in sorted(gold_stories(folder).items()):
+        label = labels.get((name, story))
+        if label is None or sum(1 for a in members if a.title) < 2:
+            continue
+        chosen = picks(members, label, embed)
+        vectors = embed([label, *chosen.values()])
+        cosines = dict(zip(chosen, (vectors[1:] @ vectors[0]).tolist(), strict=True))
+        for rule, pick in chosen.items():
+            scores[rule].append((token_f1(pick, label), cosines[rule]))
+        rows.append({"story": story, "label": label, **chosen})
+    best_cosine = [cosine for _, cosine in scores.pop("best member title (cosine)")]
+    means = {rule: [float(np.mean([s[k] for s in values])) for k in (0, 1)] for rule, values in scores.items()}
+    means["best member title"][1] = float(np.mean(best_cosine))
+    return {"set": name, "stories": len(rows), "means": means, "picks": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder of the labelled sets (../shared/data)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    from pipeline.config import EmbedConfig
+    from pipeline.embed import Embedder
+
+    embedder = Embedder(EmbedConfig())
+    cache: dict[str, np.ndarray] = {}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        todo = sorted({t for t in texts if t not in cache})
+        if todo:
+            cache.update(zip(todo, embedder.encode(todo), strict=True))
+        return np.stack([cache[t] for t in texts])
+
+    labels = read_labels()
+    sets = sorted({name for name, _ in labels})
+    results = [measure_set(name, args.data / name, labels, embed) for name in sets if (args.data / name).is_dir()]
+    table = [
+        [r["set"], r["stories"], rule, r["means"][rule][0], r["means"][rule][1]] for r in results for rule in RULES
+    ]
+    text = "\n".join(
+        [
+            f"# Headlines against human-style event labels ({machine()['date']})",
+            "",
+            "Gold stories of two or more titled members; token F1 and all-MiniLM-L6-v2 cosine of the pick to the label.",
+            "",
+            markdown_table(["set", "stories", "rule", "token F1", "cosine"], table),
+        ]
+    )
+    write_results(args.out, "labels", {"machine": machine(), "results": results}, text)
+
+
+if __name__ == "__main__":
+    main()
