@@ -188,16 +188,18 @@ def reopenings(
     had had no report for more than `window_hours` when they came. A dated member counts from the story's
     last earlier report; an undated one from `reference` (the batch's newest date, else now) back to the
     stored story's last report. Each as (position, the story's last report before it, the gap in hours)."""
+
+    def hours(later: datetime, earlier: datetime) -> float:
+        return (later - earlier).total_seconds() / 3600
+
     dated = sorted((items[i].published_at, i) for i in members if items[i].published_at is not None)
-    found = []
-    for k, (when, i) in enumerate(dated):  # a dated member after the story's previous report
-        if i >= new_from and k > 0 and (when - dated[k - 1][0]).total_seconds() / 3600 > window_hours:
-            found.append((i, dated[k - 1][0], (when - dated[k - 1][0]).total_seconds() / 3600))
+    found = [  # a new dated member, long after the story's previous report
+        (i, dated[k - 1][0], hours(when, dated[k - 1][0]))
+        for k, (when, i) in enumerate(dated)
+        if i >= new_from and k > 0 and hours(when, dated[k - 1][0]) > window_hours
+    ]
     stored_last = max((when for when, i in dated if i < new_from), default=None)
-    if stored_last is not None and (reference - stored_last).total_seconds() / 3600 > window_hours:
-        found += [
-            (i, stored_last, (reference - stored_last).total_seconds() / 3600)
-            for i in members
-            if i >= new_from and items[i].published_at is None
-        ]
+    if stored_last is not None and hours(reference, stored_last) > window_hours:
+        undated = [i for i in members if i >= new_from and items[i].published_at is None]
+        found += [(i, stored_last, hours(reference, stored_last)) for i in undated]
     return sorted(found)
