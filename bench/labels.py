@@ -15,7 +15,9 @@ picks (provenance in `bench/labels/README.md`). Each gold story of two or more t
 
 Token F1: the harmonic mean of the shares of the pick's and the label's lower-cased word tokens that the
 other has (each token counted as often as it occurs). Cosine: of the all-MiniLM-L6-v2 vectors of the pick and
-the label. Both averaged over the stories of each set.
+the label. Both averaged over the stories of each set. Every rule picks among the same member titles, with
+trailing site names removed as the chooser removes them (`pipeline.headline.without_site_name`), so the
+comparison is of the choice alone.
 """
 
 from __future__ import annotations
@@ -81,15 +83,17 @@ def gold_stories(folder: Path) -> dict[str, list[Any]]:
 
 def picks(members: list[Any], label: str, embed: Any) -> dict[str, str]:
     """The headline each rule picks for one story."""
-    from pipeline.headline import HeadlineCandidate, choose_headline
+    from pipeline.headline import HeadlineCandidate, choose_headline, without_site_name
 
     titled = [a for a in members if a.title]
+    # Every rule picks among the same titles, trailing site names removed as the chooser removes them.
+    clean = {a.title: without_site_name(a.title) for a in titled}
     contents = embed([a.content for a in members])
     candidates = [
         HeadlineCandidate(a.article_id, a.title, a.text, "title truncated" in a.notes, "truncated" in a.notes)
         for a in members
     ]
-    titles = [a.title for a in titled]
+    titles = [clean[a.title] for a in titled]
     title_vectors = embed(titles)
     centre = title_vectors.mean(axis=0)
     label_vector = embed([label])[0]

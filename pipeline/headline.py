@@ -1,19 +1,19 @@
 """Headline stage: one canonical headline per story, a real member title that says what happened.
 
-A good canonical headline carries the facts most reports of the event share (who, what, where, how many)
-and little that only one outlet says; it is not a question, a teaser, an opinion or a live-blog label.
-So each titled member is scored by its **consensus**: the terms of its title (words and names, weighted
-by their reference weight, see `pipeline.similarity.term_weights`) are weighed by how many members name
-them (in title or body), giving
+A desk editor labels a story with the title that states the event in the words the reports share: short
+and complete, naming who did what where. So each titled member is scored by
 
-- `coverage`: how much of the story's shared facts (names and numbers that at least half of the members,
-  two at least, give; shared words where no name is shared) the title carries, and
-- `precision`: how much of the title is shared (a long title with one outlet's colour scores low),
+- `agreement`: how much its words and the other reports' titles and first sentences have in common (mean
+  Dice coefficient of their word sets, the nearest `MAX_REFERENCES` members to the story's centre), and
+- `consensus`: the facts it carries (terms weighted by their reference weight, see
+  `pipeline.similarity.term_weights`, and by how many members name them): `coverage` of the names and numbers
+  that most members give, and the `precision` of its words, combined as their harmonic mean,
 
-combined as their harmonic mean, with a penalty for titles that are questions, teasers, opinion or
-live-blog labels, cut or very short. The best score wins; ties go to the member nearest the story's
-centroid, then to the smallest article id, so the choice is deterministic. `Headline.reason` says why in
-one line (kept in `stories.headline_reason`).
+weighted two to one, times a penalty for titles that are questions, teasers, opinion or live-blog labels,
+date lines, cut, very short or very long. The best score wins; ties go to the member nearest the story's
+centroid, then to the smallest article id, so the choice is deterministic. A site name trailing the title
+(" - KCTV5", " | Continuous News | Butte, Montana") is removed first. `Headline.reason` says why in one line
+(kept in `stories.headline_reason`). Measured against human-style event labels in `bench/labels.py`.
 
 Without any title, the most central complete first sentence of a body is used; a cut sentence only as a
 last resort. Candidates are already cleaned by the normalize stage (no source names, no "…").
@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,6 +41,32 @@ _LABEL = re.compile(
 )
 _LABEL_PREFIX = re.compile(r"^[^:|]{1,30}[:|]\s")  # "LIVE: ...", "Opinion | ...", "WATCH: ..."
 _SHORT_WORDS, _LONG_WORDS = 4, 22
+_CALENDAR = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|"
+    r"nov(?:ember)?|dec(?:ember)?|mon(?:day)?|tue(?:s|sday)?|wed(?:nesday)?|thu(?:rs|rsday)?|fri(?:day)?|"
+    r"sat(?:urday)?|sun(?:day)?)"
+)
+# A title that is only a date and time ("Sunday, March 17, 2013 | 5:00 PM", "Last updated at 14:00 GMT").
+_DATE_WORD = re.compile(
+    rf"{_CALENDAR}\.?|"
+    r"[\d/:.,-]+(?:st|nd|rd|th|am|pm)?,?|gmt|utc|[ecmp][sd]t|bst|cet|am|pm|last|updated|published|posted|at|on|[|:,/-]",
+    re.IGNORECASE,
+)
+_DATE_MARK = re.compile(
+    rf"\b{_CALENDAR}\b|"
+    r"\d\s?:\s?\d\d|\d\s?/\s?\d+\s?/\s?\d|\b(?:gmt|utc)\b",
+    re.IGNORECASE,
+)
+# A trailing site name: a separator, then a segment naming an outlet (a domain, a broadcaster's call letters,
+# or an outlet word), and everything after it: " - KXLF.com | Continuous News | Butte, Montana".
+_SITE_SEPARATOR = re.compile(r"\s*:\s+|\s+(?:[-|–—]|::)\s+")
+_SITE_SEGMENT = re.compile(
+    r"[\w-]+\.(?:com|net|org|co\.uk|tv|news)\b|\b(?:News|Online|TV|Channel|Radio|Station)\b|^[KW][A-Z]{2,4}[A-Za-z]*\d{0,2}\b"
+)
+_MAX_SITE_WORDS = 12
+MAX_REFERENCES = 16  # members a title is compared with: those nearest the story's centre
+_AGREEMENT_WEIGHT = 2 / 3  # agreement against consensus
+_WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
 
 
 @dataclass(frozen=True)
@@ -80,6 +106,30 @@ def title_terms(text: str) -> frozenset[str]:
 _TERM = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]")
 
 
+def without_site_name(title: str) -> str:
+    """`title` without a trailing site name (and a dangling separator); unchanged when under 3 words would remain."""
+    parts = _SITE_SEPARATOR.split(title)
+    end = 0
+    for k, part in enumerate(parts):
+        start = title.index(part, end)
+        if k and len(part.split()) <= _MAX_SITE_WORDS and _SITE_SEGMENT.search(part):
+            head = title[:start].rstrip(" -|–—:")
+            if len(head.split()) >= 3:
+                return head
+        end = start + len(part)
+    return title.rstrip(" -|–—").strip() or title
+
+
+def is_date_line(title: str) -> bool:
+    """A title that says when, not what: it names a date or time, and fewer than 3 (or a third) of its words are
+    not date words."""
+    if not _DATE_MARK.search(title):
+        return False
+    words = title.split()
+    rest = sum(1 for word in words if not _DATE_WORD.fullmatch(word))
+    return rest < 3 or rest * 3 < len(words)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
     """A factor in (0, 1] for what makes a title a poor canonical headline, and the reasons found."""
@@ -89,6 +139,8 @@ def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
         reasons.append("a question")
     if _LABEL.search(title) or _LABEL_PREFIX.match(title):
         reasons.append("a label, teaser or opinion")
+    if is_date_line(title):
+        reasons.append("a date line")
     if truncated:
         reasons.append("cut")
     if words < _SHORT_WORDS:
@@ -116,6 +168,8 @@ class TitleScore:
     coverage: float
     precision: float
     problems: tuple[str, ...]
+    fit: float = 0.0  # harmonic mean of coverage and precision, before the style penalty
+    agreement: float = 0.0  # mean share of words with the other reports' titles and first sentences
 
 
 def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
@@ -145,8 +199,51 @@ def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
         coverage = sum(weight[t] for t in shared if t in terms) / shared_total if shared_total else precision
         factor, problems = style_penalty(title, truncated)
         fit = 2 * coverage * precision / (coverage + precision) if coverage + precision else 0.0
-        scored[key] = TitleScore(fit * factor, coverage, precision, tuple(problems))
+        scored[key] = TitleScore(fit * factor, coverage, precision, tuple(problems), fit)
     return [scored[(c.title, c.truncated)] for c in candidates]
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def word_set(text: str) -> frozenset[str]:
+    """The distinct lower-cased words of a text."""
+    return frozenset(word.lower() for word in _WORD.findall(text))
+
+
+def shared_words(left: str, right: str) -> float:
+    """How many words two texts share: the Dice coefficient of their word sets (token F1 without repeats)."""
+    a, b = word_set(left), word_set(right)
+    return 2 * len(a & b) / (len(a) + len(b)) if a and b else 0.0
+
+
+def agreement_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> dict[str, float]:
+    """Each distinct title's mean `shared_words` with the other reports' titles and first sentences.
+
+    The references are the titles and first sentences of the `MAX_REFERENCES` members nearest the story's
+    centre (all members of a smaller story); a member's own title and sentence are not its references.
+    """
+    order = sorted(range(len(candidates)), key=lambda i: (-centrality[i], candidates[i].article_id))
+    references = []
+    for i in order[:MAX_REFERENCES]:
+        sentence = first_sentence(candidates[i].text, candidates[i].text_truncated)[0] if candidates[i].text else ""
+        references.append((i, [text for text in (candidates[i].title, sentence) if text]))
+    scores: dict[str, float] = {}
+    for i, candidate in enumerate(candidates):
+        if candidate.title and candidate.title not in scores:
+            others = [text for j, texts in references if j != i for text in texts]
+            scores[candidate.title] = sum(shared_words(candidate.title, text) for text in others) / max(1, len(others))
+    return scores
+
+
+def title_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> list[TitleScore]:
+    """Agreement and consensus of every candidate's title, combined and marked down for style."""
+    agreement = agreement_scores(candidates, centrality)
+    scores = []
+    for candidate, consensus in zip(candidates, consensus_scores(candidates), strict=True):
+        factor = style_penalty(candidate.title, candidate.truncated)[0]
+        agree = agreement.get(candidate.title, 0.0)
+        score = (_AGREEMENT_WEIGHT * agree + (1 - _AGREEMENT_WEIGHT) * consensus.fit) * factor
+        scores.append(TitleScore(score, consensus.coverage, consensus.precision, consensus.problems, agree))
+    return scores
 
 
 def _add(counter: Counter[str], terms: frozenset[str] | set[str], copies: int) -> None:
@@ -160,12 +257,16 @@ def _add(counter: Counter[str], terms: frozenset[str] | set[str], copies: int) -
 
 def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) -> Headline:
     """Pick the story headline; `vectors` are the members' unit embeddings in the same order."""
+    cleaned = [replace(c, title=without_site_name(c.title)) if c.title else c for c in candidates]
+    site_removed = {c.article_id for c, raw in zip(cleaned, candidates, strict=True) if c.title != raw.title}
+    candidates = cleaned
     if len(candidates) == 1 and candidates[0].title:  # a story of one: its title, nothing to weigh
-        return Headline(candidates[0].title, candidates[0].article_id, "title", "the only member's title")
+        reason = "the only member's title" + ("; site name removed" if site_removed else "")
+        return Headline(candidates[0].title, candidates[0].article_id, "title", reason)
     centrality = (vectors @ vectors.mean(axis=0)).tolist()
     titled = [i for i in range(len(candidates)) if candidates[i].title]
     if titled:
-        scores = consensus_scores(candidates)
+        scores = title_scores(candidates, centrality)
         best = min(
             titled,
             key=lambda i: (-round(scores[i].score, 6), -round(centrality[i], 6), candidates[i].article_id),
@@ -173,14 +274,16 @@ def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) ->
         chosen = scores[best]
         skipped = sum(1 for i in titled if scores[i].problems)
         reason = (
-            f"member title with the best consensus {chosen.score:.2f} of {len(titled)} titles: carries "
-            f"{chosen.coverage:.0%} of the names and numbers most members give, {chosen.precision:.0%} of its words "
-            "are shared"
+            f"member title that agrees best with the reports, {chosen.score:.2f} of {len(titled)} titles: shares "
+            f"{chosen.agreement:.0%} of its words with the other titles and first sentences, carries "
+            f"{chosen.coverage:.0%} of the names and numbers most members give"
         )
+        if candidates[best].article_id in site_removed:
+            reason += "; site name removed"
         if chosen.problems:
             reason += f"; is {', '.join(chosen.problems)} (no better title)"
         if skipped:
-            reason += f"; {skipped} title(s) marked down as question, label, teaser, cut or length"
+            reason += f"; {skipped} title(s) marked down as question, label, date line, teaser, cut or length"
         return Headline(candidates[best].title, candidates[best].article_id, "title", reason)
 
     order = sorted(range(len(candidates)), key=lambda i: (-round(centrality[i], 6), candidates[i].article_id))

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pipeline.headline import HeadlineCandidate, choose_headline, style_penalty
+from pipeline.headline import (
+    HeadlineCandidate,
+    choose_headline,
+    is_date_line,
+    shared_words,
+    style_penalty,
+    without_site_name,
+)
 
 
 def candidates(titles: list[str], body: str) -> list[HeadlineCandidate]:
@@ -24,7 +33,7 @@ def test_the_title_carrying_what_members_share_beats_questions_labels_and_colour
     vectors = np.eye(4, dtype=np.float32)
     chosen = choose_headline(candidates(titles, BODY), vectors)
     assert chosen.text == titles[2] and chosen.kind == "title"
-    assert "consensus" in chosen.reason
+    assert "agrees best with the reports" in chosen.reason
 
 
 def test_the_choice_does_not_depend_on_member_order() -> None:
@@ -52,3 +61,74 @@ def test_without_titles_the_first_complete_sentence_is_used() -> None:
     members = [HeadlineCandidate("a", "", BODY + " More follows.", False)]
     chosen = choose_headline(members, np.ones((1, 3), dtype=np.float32))
     assert chosen.kind == "sentence" and chosen.text == BODY
+
+
+def test_a_trailing_site_name_is_removed_and_said() -> None:
+    raw = "Teen accidentally shoots himself while taking selfie - KCTV5"
+    members = [
+        HeadlineCandidate("a", raw, BODY, False),
+        HeadlineCandidate("b", "Teen shoots himself while taking a selfie", BODY, False),
+    ]
+    chosen = choose_headline(members, np.eye(2, dtype=np.float32))
+    assert "KCTV5" not in chosen.text
+    only = choose_headline(members[:1], np.ones((1, 3), dtype=np.float32))
+    assert only.text == "Teen accidentally shoots himself while taking selfie"
+    assert only.reason == "the only member's title; site name removed"
+
+
+def test_site_names_go_and_the_event_stays() -> None:
+    cases = {
+        "Family in murder - suicide identified - CBS News 8 - San Diego, CA News Station - KFMB Channel 8": (
+            "Family in murder - suicide identified"
+        ),
+        "Woman, son in Roundup murder - suicide identified - KXLF.com | Continuous News | Butte, Montana": (
+            "Woman, son in Roundup murder - suicide identified"
+        ),
+        "Teenage girl shot during turkey hunt: Times Argus Online": "Teenage girl shot during turkey hunt",
+        "Waterbury police search for man accused in shooting - WFSB 3 Connecticut": (
+            "Waterbury police search for man accused in shooting"
+        ),
+        # Hyphens and colons inside the headline are not site names.
+        "Woman Killed In Queens Hit - And - Run Accident, Driver Charged": (
+            "Woman Killed In Queens Hit - And - Run Accident, Driver Charged"
+        ),
+        "Obama: We will act - White House": "Obama: We will act - White House",
+        "Breaking News - Three People Shot in Office Shooting": "Breaking News - Three People Shot in Office Shooting",
+    }
+    for raw, expected in cases.items():
+        assert without_site_name(raw) == expected
+
+
+@given(st.text(alphabet=st.sampled_from("ab KW:-|.com News"), max_size=60))
+def test_removing_a_site_name_keeps_a_prefix_of_three_words_or_more(title: str) -> None:
+    cleaned = without_site_name(title)
+    if cleaned != (title.rstrip(" -|–—").strip() or title):  # more than dangling separators went
+        assert title.startswith(cleaned) and len(cleaned.split()) >= 3
+
+
+def test_date_lines_are_not_headlines() -> None:
+    assert is_date_line("Sunday, March 17, 2013 | 5: 00 PM")
+    assert is_date_line("10 June 2013 Last updated at 14: 00 GMT")
+    assert not is_date_line("Seacom operations fully restored: 4 November 2011")
+    assert not is_date_line("4 Shot at Party")
+    assert not is_date_line("Married at 90")
+    assert "a date line" in style_penalty("November 28th, 2005, 09: 11 GMT", False)[1]
+
+
+def test_shared_words_is_the_dice_coefficient_of_word_sets() -> None:
+    assert shared_words("Four people shot", "four people shot, four") == 1.0
+    assert shared_words("Four shot", "Kokomo bar") == 0.0
+    assert shared_words("", "Kokomo bar") == 0.0
+    assert abs(shared_words("a b c d", "a b") - 2 * 2 / 6) < 1e-9
+
+
+def test_the_title_in_the_reports_words_beats_one_outlets_wording() -> None:
+    body = "Four people were shot outside a Kokomo bar early Sunday, police said."
+    titles = [
+        "Kokomo nightspot gunfire leaves quartet wounded",
+        "Four people shot outside Kokomo bar",
+        "Four people shot outside Kokomo bar early Sunday",
+    ]
+    members = [HeadlineCandidate(f"a{i}", title, body, False) for i, title in enumerate(titles)]
+    chosen = choose_headline(members, np.eye(3, dtype=np.float32))
+    assert chosen.text != titles[0]
