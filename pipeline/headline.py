@@ -108,6 +108,8 @@ _TERM = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]")
 
 def without_site_name(title: str) -> str:
     """`title` without a trailing site name (and a dangling separator); unchanged when under 3 words would remain."""
+    if not _SITE_SEPARATOR.search(title):  # most titles: no separator, so no trailing segment
+        return title.rstrip(" -|–—").strip() or title
     parts = _SITE_SEPARATOR.split(title)
     end = 0
     for k, part in enumerate(parts):
@@ -123,7 +125,7 @@ def without_site_name(title: str) -> str:
 def is_date_line(title: str) -> bool:
     """A title that says when, not what: it names a date or time, and fewer than 3 (or a third) of its words are
     not date words."""
-    if not _DATE_MARK.search(title):
+    if not any(map(str.isdigit, title)) or not _DATE_MARK.search(title):  # a date line has a number
         return False
     words = title.split()
     rest = sum(1 for word in words if not _DATE_WORD.fullmatch(word))
@@ -209,29 +211,47 @@ def word_set(text: str) -> frozenset[str]:
     return frozenset(word.lower() for word in _WORD.findall(text))
 
 
-def shared_words(left: str, right: str) -> float:
-    """How many words two texts share: the Dice coefficient of their word sets (token F1 without repeats)."""
-    a, b = word_set(left), word_set(right)
-    return 2 * len(a & b) / (len(a) + len(b)) if a and b else 0.0
-
-
 def agreement_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> dict[str, float]:
-    """Each distinct title's mean `shared_words` with the other reports' titles and first sentences.
+    """Each distinct title's mean share of words with the other reports' titles and first sentences: the Dice
+    coefficient of their word sets (token F1 without repeats).
 
     The references are the titles and first sentences of the `MAX_REFERENCES` members nearest the story's
     centre (all members of a smaller story); a member's own title and sentence are not its references.
+    All pairs at once: word-incidence matrices of titles and references, their product the shared words.
     """
     order = sorted(range(len(candidates)), key=lambda i: (-centrality[i], candidates[i].article_id))
-    references = []
+    references, owners = [], []
     for i in order[:MAX_REFERENCES]:
         sentence = first_sentence(candidates[i].text, candidates[i].text_truncated)[0] if candidates[i].text else ""
-        references.append((i, [text for text in (candidates[i].title, sentence) if text]))
-    scores: dict[str, float] = {}
+        for text in (candidates[i].title, sentence):
+            if text:
+                references.append(text)
+                owners.append(i)
+    first_of: dict[str, int] = {}
     for i, candidate in enumerate(candidates):
-        if candidate.title and candidate.title not in scores:
-            others = [text for j, texts in references if j != i for text in texts]
-            scores[candidate.title] = sum(shared_words(candidate.title, text) for text in others) / max(1, len(others))
-    return scores
+        if candidate.title:
+            first_of.setdefault(candidate.title, i)
+    titles = list(first_of)
+    vocabulary: dict[str, int] = {}
+    title_words = [[vocabulary.setdefault(w, len(vocabulary)) for w in word_set(t)] for t in titles]
+    reference_words = [[vocabulary.setdefault(w, len(vocabulary)) for w in word_set(t)] for t in references]
+    title_matrix = _incidence(title_words, len(vocabulary))
+    reference_matrix = _incidence(reference_words, len(vocabulary))
+    shared = title_matrix @ reference_matrix.T
+    sizes = title_matrix.sum(axis=1)[:, None] + reference_matrix.sum(axis=1)[None, :]
+    dice = np.divide(2 * shared, sizes, out=np.zeros_like(shared), where=sizes > 0)
+    dice[(title_matrix.sum(axis=1) == 0)[:, None] | (reference_matrix.sum(axis=1) == 0)[None, :]] = 0.0
+    others = np.array(owners)[None, :] != np.array([first_of[t] for t in titles])[:, None]
+    means = (dice * others).sum(axis=1) / np.maximum(others.sum(axis=1), 1)
+    return dict(zip(titles, means.tolist(), strict=True))
+
+
+def _incidence(rows: list[list[int]], columns: int) -> np.ndarray:
+    """A 0/1 float32 matrix with a one in row r at each column that `rows[r]` lists."""
+    matrix = np.zeros((len(rows), columns), dtype=np.float32)
+    lengths = [len(row) for row in rows]
+    matrix[np.repeat(np.arange(len(rows)), lengths), [c for row in rows for c in row]] = 1.0
+    return matrix
 
 
 def title_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> list[TitleScore]:

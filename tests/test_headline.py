@@ -8,11 +8,13 @@ from hypothesis import strategies as st
 
 from pipeline.headline import (
     HeadlineCandidate,
+    agreement_scores,
     choose_headline,
+    first_sentence,
     is_date_line,
-    shared_words,
     style_penalty,
     without_site_name,
+    word_set,
 )
 
 
@@ -113,6 +115,37 @@ def test_date_lines_are_not_headlines() -> None:
     assert not is_date_line("4 Shot at Party")
     assert not is_date_line("Married at 90")
     assert "a date line" in style_penalty("November 28th, 2005, 09: 11 GMT", False)[1]
+
+
+def shared_words(left: str, right: str) -> float:
+    """The pair rule that agreement averages: the Dice coefficient of two texts' word sets."""
+    a, b = word_set(left), word_set(right)
+    return 2 * len(a & b) / (len(a) + len(b)) if a and b else 0.0
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(alphabet=st.sampled_from("ab c d. "), max_size=12), st.text(alphabet="abe .", max_size=20)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_agreement_is_the_mean_pairwise_share_of_words(members: list[tuple[str, str]]) -> None:
+    candidates = [HeadlineCandidate(f"a{i}", title, text, False) for i, (title, text) in enumerate(members)]
+    centrality = [0.0] * len(candidates)  # every member a reference, in article id order
+    scores = agreement_scores(candidates, centrality)
+    for i, candidate in enumerate(candidates):
+        if not candidate.title or any(c.title == candidate.title for c in candidates[:i]):
+            continue
+        others = [
+            text
+            for j, other in enumerate(candidates)
+            if j != i
+            for text in (other.title, first_sentence(other.text, False)[0] if other.text else "")
+            if text
+        ]
+        expected = sum(shared_words(candidate.title, text) for text in others) / max(1, len(others))
+        assert abs(scores[candidate.title] - expected) < 1e-6
 
 
 def test_shared_words_is_the_dice_coefficient_of_word_sets() -> None:
