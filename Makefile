@@ -75,7 +75,8 @@ bench-labels: $(BENCH_STAMP)
 bench-soak: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.soak $(DATA)/uci-news-head --slices 10
 
-# Peak memory of runs over a 1 GB JSON Lines file and a 1M-row CSV at the default run.max_items.
+# Peak memory of runs over a 1 GB JSON Lines file, a 1M-row CSV, a 1 GB .jsonl.gz and a 1 GB WARC.gz at the default
+# run.max_items, and the WARC's extraction rate (pages/s).
 bench-intake: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.intake --data $(DATA)
 

@@ -58,13 +58,16 @@ def vector_cache(stream: Path, config: Config) -> tuple[dict[str, int], np.ndarr
     return {k: i for i, k in enumerate(keys)}, vectors, seconds
 
 
-def seed_database(db: Path, docs: Path, config: Config, index: dict[str, int], vectors: np.ndarray) -> int:
-    """A fresh database whose embedding cache already holds the vectors of `docs`."""
+def seed_database(
+    db: Path, docs: Path, config: Config, index: dict[str, int], vectors: np.ndarray, every: bool = False
+) -> int:
+    """A fresh database whose embedding cache already holds the vectors of `docs` (`every`: all of `index`,
+    without reading `docs` again)."""
     import pyarrow as pa
 
     from pipeline.store import Store, _list_array
 
-    keys = sorted({text_hash(t) for t in embedded_contents(docs, config)})
+    keys = sorted(index if every else {text_hash(t) for t in embedded_contents(docs, config)})
     rows = np.array([index[k] for k in keys])
     with Store(db) as store:
         store.db.register("seed", pa.table({"text_hash": keys, "vector": _list_array(vectors[rows])}))

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
+_SHOWN_WARNINGS = 10
 DB_HELP = "DuckDB file (default: store.db in the config, data/storyclust.duckdb)."
 
 
@@ -75,6 +76,11 @@ def main() -> None:
 @click.option("--db", help=DB_HELP)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Input format (default: from each file's extension).")
 @click.option(
+    "--records-path",
+    help="Where the records are in a JSON document, as keys: articles, response.docs (default: input.records_path, "
+    "else the one array of records found).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -91,6 +97,7 @@ def run_command(
     config_path: str | None,
     db: str | None,
     fmt: str | None,
+    records_path: str | None,
     log_format: str,
     quiet: bool,
     engine: str | None,
@@ -99,7 +106,7 @@ def run_command(
     """Read INPUTS (files, folders or globs), cluster new items into stories, store them."""
     from pipeline.runner import run
 
-    config = load_config(config_path).with_engine(engine, ray_address)
+    config = load_config(config_path).with_engine(engine, ray_address).with_input(records_path)
 
     def log_stage(stage: str, seconds: float, counts: dict[str, Any]) -> None:
         if log_format == "json":
@@ -133,6 +140,7 @@ def run_command(
                     "rejected": len(report.rejects),
                     "unreadable_files": len(report.file_rejects),
                     "skipped_files": len(report.skipped_files),
+                    "warnings": [f"{w.file}: {w.message}" for w in report.warnings],
                     "waiting": report.waiting,
                     "stories_new": report.stories_new,
                     "stories_updated": report.stories_updated,
@@ -151,6 +159,10 @@ def run_command(
                 f"unreadable files: {len(report.file_rejects)} new, {len(report.skipped_files)} unchanged and not read "
                 "again (see `storyclust rejects`)"
             )
+        for warning in report.warnings[:_SHOWN_WARNINGS]:
+            click.echo(f"warning: {warning.file}: {warning.message}")
+        if len(report.warnings) > _SHOWN_WARNINGS:
+            click.echo(f"warning: {len(report.warnings) - _SHOWN_WARNINGS} more (see runs.counters)")
         if report.waiting:
             click.echo("run.max_items reached: the rest of the input waits for the next run")
     if not quiet and log_format == "text" and report.articles_new:

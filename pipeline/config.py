@@ -18,7 +18,11 @@ from pipeline.errors import ConfigError
 
 @dataclass(frozen=True)
 class FieldMap:
-    """Which input field holds each article attribute (JSON Lines, CSV and Parquet)."""
+    """Which input field holds each article attribute (JSON, CSV and Parquet).
+
+    A name is a key, or a path into nested values: `source.name`, `authors.0.name` (a list by index);
+    `description+content` joins the values of two paths with a blank line. A key spelled exactly so wins.
+    """
 
     id: str = "id"
     title: str = "title"
@@ -28,7 +32,9 @@ class FieldMap:
     published_at: str = "published_at"
 
 
-FORMATS = ("jsonl", "csv", "parquet", "rss", "digest")
+FORMATS = ("jsonl", "json", "csv", "parquet", "rss", "digest", "html", "warc")
+# Field maps for common shapes of news records: `input.preset`, or found by `auto` (see pipeline.ingest.fields).
+PRESETS = ("auto", "none", "newsapi")
 ENGINES = ("local", "ray")
 
 
@@ -67,7 +73,16 @@ class _Section:
 class InputConfig(_Section, section="input"):
     format: str = _one_of("auto", ("auto", *FORMATS))
     fields: FieldMap = field(default_factory=FieldMap)
+    preset: str = _one_of("auto", PRESETS)
+    records_path: str = ""
     max_field_chars: int = _ranged(100_000, 100, 10_000_000)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.records_path and not all(self.records_path.split(".")):
+            raise ConfigError(
+                f"input.records_path: {self.records_path!r} is not a path of keys such as articles or data.items"
+            )
 
 
 @dataclass(frozen=True)
@@ -156,6 +171,12 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def with_input(self, records_path: str | None = None) -> Config:
+        """This config with the input settings of the command line, where given."""
+        if records_path is None:
+            return self
+        return dataclasses.replace(self, input=dataclasses.replace(self.input, records_path=records_path)).validate()
 
     def with_engine(self, name: str | None = None, ray_address: str | None = None) -> Config:
         """This config with the engine (and Ray address) of the command line, where given."""

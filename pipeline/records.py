@@ -1,7 +1,7 @@
 """Typed records passed between stages: the data contract of the pipeline.
 
-Ingest yields `RawRecord`s, `Reject`s (a record not stored) and `FileReject`s (a file not read, or not to
-its end); normalize turns records into `Article`s. Between processes (a Ray Data block) records travel as
+Ingest yields `RawRecord`s, `Reject`s (a record not stored), `FileReject`s (a file not read, or not to
+its end) and `FileWarning`s (a file read, but maybe not as meant); normalize turns records into `Article`s. Between processes (a Ray Data block) records travel as
 Arrow tables (`records_table`, `table_records`); see `pipeline.stage` for the stage contract.
 """
 
@@ -40,6 +40,18 @@ class FileReject:
     size: int
     sha256: str
     reason: str
+
+
+@dataclass(frozen=True)
+class FileWarning:
+    """A file that was read, but maybe not as the user meant: say, a mapped field that matched no record.
+
+    Nothing is lost (its records are stored or rejected as usual); the run reports the warning so that a
+    mapping that is silently empty gets seen.
+    """
+
+    file: str
+    message: str
 
 
 @dataclass

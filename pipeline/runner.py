@@ -36,7 +36,7 @@ from pipeline.ingest import iter_ingest
 from pipeline.ingest.take import take_new
 from pipeline.normalize import NormalizeStage
 from pipeline.partition import PartitionInput, time_partitions
-from pipeline.records import RAW_RECORD_SCHEMA, Article, FileReject, Reject, records_table, table_records
+from pipeline.records import RAW_RECORD_SCHEMA, Article, FileReject, FileWarning, Reject, records_table, table_records
 from pipeline.stage import StageLog, StageTimer, text_hash
 
 
@@ -57,6 +57,7 @@ class RunReport:
     embedded: int = 0
     file_rejects: list[FileReject] = field(default_factory=list)  # files that could not be read
     skipped_files: list[str] = field(default_factory=list)  # known-bad files, unchanged, not read again
+    warnings: list[FileWarning] = field(default_factory=list)  # files read, maybe not as meant (a field never matched)
     waiting: bool = False  # run.max_items was reached: more new input waits for the next run
     stage_seconds: dict[str, float] = field(default_factory=dict)
     shared_lock_seconds: float = 0.0  # holding the published file (read-only, shared) to copy it
@@ -139,10 +140,11 @@ def _run_locked(
         report.lines_read, report.already_stored = intake.lines_read, intake.already_stored
         report.duplicates_in_input, report.waiting = intake.duplicates_in_input, intake.waiting
         report.file_rejects, report.skipped_files = intake.file_rejects, list(stream.skipped_files)
+        report.warnings = intake.warnings
         counts.update(
             files=len(stream.files), records=report.lines_read, unreadable_files=len(report.file_rejects),
             skipped_files=len(stream.skipped_files), new=len(intake.records), already_stored=report.already_stored,
-            duplicates_in_input=report.duplicates_in_input, waiting=report.waiting,
+            duplicates_in_input=report.duplicates_in_input, waiting=report.waiting, warnings=len(report.warnings),
         )  # fmt: skip
     stages = _ItemStages(config, progress)
     with timer.stage("normalize", len(intake.records)) as counts:
@@ -186,6 +188,7 @@ def _run_locked(
                         "embedded": report.embedded,
                         "unreadable_files": len(report.file_rejects),
                         "skipped_files": len(report.skipped_files),
+                        "warnings": [f"{w.file}: {w.message}" for w in report.warnings],
                         "waiting_for_next_run": report.waiting,
                         "engine": engine.name,
                         "partitions": len(plans),

@@ -131,3 +131,27 @@ def test_token_f1_counts_shared_word_tokens_case_and_punctuation_aside() -> None
         < 1e-9
     )
     assert token_f1("", "anything") == 0.0
+
+
+def test_intake_writes_a_gzipped_spool_and_a_warc_that_read_back(tmp_path: Path) -> None:
+    from bench.intake import article_pages, write_big_jsonl_gz, write_big_warc_gz
+    from pipeline.config import InputConfig
+    from pipeline.ingest import ingest
+
+    records = [
+        {"id": f"r{n}", "title": f"Harbour berth {n} reopens", "text": "", "source": "Wire", "url": None,
+         "published_at": f"2024-01-0{n + 1}T10:30:00Z"}
+        for n in range(3)
+    ]  # fmt: skip
+    lines = write_big_jsonl_gz(records, tmp_path / "news.jsonl.gz", 1)
+    assert lines == 1000  # the size is checked every 1,000 lines
+    spool = ingest([str(tmp_path / "news.jsonl.gz")], InputConfig())
+    assert len(spool.records) == 1000 and spool.records[3].id == "r0-r1"
+    sentences = [f"The harbour council met for meeting number {n} on Monday and approved the budget." for n in range(9)]
+    pages = write_big_warc_gz(article_pages(records, sentences), tmp_path / "news.warc.gz", 100_000)
+    crawl = ingest([str(tmp_path / "news.warc.gz")], InputConfig())
+    assert len(crawl.records) == pages > 3 and not crawl.rejects
+    assert [(r.title, r.source, r.published_at.isoformat()) for r in crawl.records[:2]] == [
+        ("Harbour berth 0 reopens", "Wire", "2024-01-01T10:30:00"),
+        ("Harbour berth 1 reopens", "Wire", "2024-01-02T10:30:00"),
+    ]

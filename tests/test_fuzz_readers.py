@@ -29,7 +29,16 @@ from pipeline.records import FileReject, RawRecord, Reject
 from tests.fixtures.make_hostile import HOSTILE
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", "rss": ".rss", "digest": ".txt"}
+EXTENSIONS = {
+    "jsonl": ".jsonl",
+    "json": ".json",
+    "csv": ".csv",
+    "parquet": ".parquet",
+    "rss": ".rss",
+    "digest": ".txt",
+    "html": ".html",
+    "warc": ".warc",
+}
 SMALL = InputConfig(max_field_chars=200)
 Item = RawRecord | Reject | FileReject
 
@@ -151,7 +160,7 @@ def test_jsonl_accounts_for_every_line(data: bytes) -> None:
 
 # Truncated and damaged copies of the good files.
 
-GOOD = {fmt: (HOSTILE / f"good{EXTENSIONS[fmt]}").read_bytes() for fmt in ("jsonl", "csv", "parquet", "rss")}
+GOOD = {fmt: (HOSTILE / f"good{suffix}").read_bytes() for fmt, suffix in EXTENSIONS.items() if fmt != "digest"}
 GOOD["digest"] = (HOSTILE / "good-digest.txt").read_bytes()
 
 
@@ -363,9 +372,7 @@ def test_fuzz_corpus_is_reproducible() -> None:
     """A fixed-seed sweep over the hostile corpus with random cuts: the same check, no hypothesis."""
     rng = random.Random(11)
     for path in sorted(HOSTILE.iterdir()):
-        fmt = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".txt": "digest"}.get(
-            path.suffix, "rss"
-        )
+        fmt = {suffix: fmt for fmt, suffix in EXTENSIONS.items()}.get(path.suffix, "rss")
         data = path.read_bytes()
         for _ in range(3):
             read(data[: rng.randint(0, len(data))], fmt)

@@ -7,6 +7,7 @@ in-process with the fake model, and once through the real CLI (slow).
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import duckdb
 import pytest
 
 from pipeline.config import Config, InputConfig
-from pipeline.ingest import IngestResult, feeds, files, ingest
+from pipeline.ingest import IngestResult, feeds, files, html, ingest
 from pipeline.records import FileReject, RawRecord, Reject
 from tests.fixtures.make_hostile import HOSTILE, build
 
@@ -65,8 +66,9 @@ EXPECTED: dict[str, Outcome] = {
     "parquet-in-disguise.jsonl": file_rejected(
         "a Parquet file, not JSON Lines (starts with b'PAR1'); rename it .parquet"
     ),
-    "gzipped.jsonl": file_rejected("gzip-compressed data, not JSON Lines"),
-    "pretty-array.json": file_rejected("a pretty-printed JSON document, not JSON Lines"),
+    "gzipped.jsonl": read_to_end(3),  # compressed files are opened by their content, whatever their name
+    "pretty-array.json": read_to_end(3),  # .json: a document (here an array of records) or JSON Lines
+    "pretty-document.jsonl": file_rejected("a pretty-printed JSON document, not JSON Lines"),
     "truncated.jsonl": read_to_end(2, "malformed JSON: Unterminated string"),
     "lone-surrogate.jsonl": read_to_end(1, "bad encoding: title holds a lone surrogate"),
     "huge-number.jsonl": read_to_end(2, "malformed JSON: number too long"),
@@ -86,7 +88,7 @@ EXPECTED: dict[str, Outcome] = {
     "ragged.csv": read_to_end(2, "malformed CSV row: more fields than the header"),
     "header-only.csv": read_to_end(0),
     "nul-bytes.csv": read_to_end(1),
-    "gzipped.csv": file_rejected("gzip-compressed data, not CSV"),
+    "gzipped.csv": read_to_end(1),
     "crlf-multiline.csv": read_to_end(2),
     "semicolons.csv": file_rejected("no title or text column (found: id;title;text)"),
     "duplicate-columns.csv": read_to_end(1),
@@ -116,9 +118,43 @@ EXPECTED: dict[str, Outcome] = {
     "config.txt": file_rejected("not a news digest"),
     "binary.txt": file_rejected("binary data, not a news digest"),
     "latin1-digest.txt": read_to_end(3, "invalid UTF-8 at byte 6"),
+    # Compressed: what comes before a cut or a corrupt stretch is kept.
+    "gzipped-truncated.jsonl.gz": file_rejected("truncated gzip data: the file ends inside the compressed stream", 2),
+    "gzipped-corrupt.csv.gz": file_rejected("corrupt gzip data (BadGzipFile: CRC check failed", 2),
+    "gzipped-inner-gzip.jsonl.gz": file_rejected("gzip-compressed data, not JSON Lines"),
+    "zstd.jsonl.zst": read_to_end(3),
+    "truncated.jsonl.zst": file_rejected("truncated zstd data", 2),
+    # JSON documents.
+    "good.json": read_to_end(3),
+    "newsapi-empty.json": read_to_end(0),
+    "newsapi-error.json": file_rejected(
+        "no records found: no array of objects with a text or title key (top-level keys: status, code, message)"
+    ),
+    "newsapi-spool.json": read_to_end(3),
+    "truncated.json": file_rejected("malformed JSON after record 1: parse error: premature EOF", 1),
+    "not-json.json": file_rejected("not a JSON document or JSON Lines"),
+    "scalars.json": read_to_end(
+        1, "malformed record: a JSON int", "malformed record: a JSON str", "malformed record: a JSON NoneType"
+    ),
+    # HTML pages and WARC files: a page without an article is a reject with the reason.
+    "good.html": read_to_end(1),
+    "script-only.html": read_to_end(0, "not an article: a main text of 2 words"),
+    "link-list.html": read_to_end(0, "not an article: the main text reads like a list of links"),
+    "not-html.html": file_rejected("not an HTML page"),
+    "binary.html": file_rejected("binary data, not an HTML page"),
+    "good.warc": read_to_end(
+        2, "not an article", "not a page: HTTP status 404", "not an HTML page (content type image/png)"
+    ),
+    "truncated.warc": (2, ["not an article"], "truncated WARC file: it ends inside record 6"),
+    "gzipped-truncated.warc.gz": (2, ["not an article", "not a page: HTTP status 404"], "truncated gzip data"),
+    "not-a-warc.warc": file_rejected("not a WARC file"),
 }
 NOT_PICKED = {"unknown-extension-ignored.dat", "README.md"}
-LIBRARY_MADE = {name for name in EXPECTED if name.endswith(".parquet") or name.startswith(("gzipped", "parquet-in"))}
+LIBRARY_MADE = {
+    name
+    for name in EXPECTED
+    if name.endswith((".parquet", ".gz", ".zst")) or name.startswith(("gzipped", "parquet-in"))
+}
 
 # Made at run time: too big to commit. name -> (bytes, expected as above)
 HUGE_TEXT = "Harbour " * 25_000  # 200,000 chars: over Python's csv field limit (131,072) and max_field_chars
@@ -136,6 +172,29 @@ def generated() -> dict[str, tuple[bytes, Outcome]]:
         ),
         "no-newlines.jsonl": (b"[" * (3 << 20), read_to_end(0, "line too long")),
         "huge-feed.rss": (b"<rss>" + b" " * 60_000 + b"</rss>", file_rejected("feed too large")),
+        # JSON bombs: nesting that would cost the parser quadratic memory, a string over the record limit,
+        # a record of many small values over it. Each costs its record at most.
+        "json-bomb-deep.json": (
+            b"[" + b"[" * 200_000 + b"]" * 200_000 + b', {"title": "After the deep one", "text": "Harbour."}]',
+            read_to_end(1, "malformed JSON: nested too deeply"),
+        ),
+        "json-bomb-string.json": (
+            b'[{"title": "' + b"x" * (2 << 20) + b'"}, {"title": "After"}]',
+            file_rejected("a JSON value over 1,048,576 bytes without a break"),
+        ),
+        "json-bomb-wide.json": (
+            b'[{"title": "Wide", "tags": [' + b'"a", ' * 300_000 + b'"a"]}, {"title": "After the wide one"}]',
+            read_to_end(1, "record too long: over 1,048,576 bytes"),
+        ),
+        "huge-page.html": (
+            b"<html><body>" + b"<p>Harbour news.</p>" * 4000 + b"</body></html>",
+            file_rejected("page too large"),
+        ),
+        # 64 MB of spaces in 64 KB: decompressed as read, a bounded line at a time.
+        "gzip-bomb.jsonl.gz": (
+            gzip.compress(b" " * (64 << 20), compresslevel=9, mtime=0),
+            read_to_end(0, "line too long"),
+        ),
     }
 
 
@@ -144,6 +203,7 @@ def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The committed corpus plus the generated big files, with the line and feed limits lowered."""
     monkeypatch.setattr(files, "MAX_LINE_BYTES", 1 << 20)
     monkeypatch.setattr(feeds, "MAX_FEED_BYTES", 50_000)
+    monkeypatch.setattr(html, "MAX_PAGE_BYTES", 50_000)
     folder = tmp_path / "inbox"
     shutil.copytree(HOSTILE, folder)
     for name, (data, _) in generated().items():

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.config import InputConfig
+from pipeline.ingest.compressed import input_head, open_input
 from pipeline.ingest.fields import RecordProblem, finish_record, reject_row
-from pipeline.ingest.files import HEAD_BYTES, UTF8_BOM, FileProblem, display_name, record_lines, sniff_text
+from pipeline.ingest.files import UTF8_BOM, FileProblem, display_name, record_lines, sniff_text
 from pipeline.normalize import split_glued_source
 from pipeline.records import RawRecord, Reject, content_hash
 
@@ -94,8 +95,7 @@ def not_a_digest_reason(head_text: str) -> str | None:
 
 def check_digest(path: Path) -> None:
     """Raise `FileProblem` unless the file starts like a digest (used when the format is not forced)."""
-    with path.open("rb") as handle:
-        head = handle.read(DIGEST_HEAD_BYTES + 1)
+    head = input_head(path, DIGEST_HEAD_BYTES + 1)
     if len(head) > DIGEST_HEAD_BYTES:  # judge whole lines only
         head = head[:DIGEST_HEAD_BYTES].rpartition(b"\n")[0] or head[:DIGEST_HEAD_BYTES]
     problem = sniff_text(head, "digest")
@@ -110,8 +110,7 @@ def read_digest(path: Path, config: InputConfig | None = None) -> Iterator[RawRe
     """Yield one record per search result in the digest, streaming with one line of look-ahead."""
     config = config or InputConfig()
     name = display_name(path)
-    with path.open("rb") as handle:
-        problem = sniff_text(handle.read(HEAD_BYTES), "digest")
+    problem = sniff_text(input_head(path), "digest")
     if problem:  # binary or compressed data is no digest even when the format is forced
         raise FileProblem(problem)
     lines = _text_lines(path, name)
@@ -160,7 +159,7 @@ def _record(name: str, number: int, title: str, text: str, max_chars: int) -> Ra
 
 def _text_lines(path: Path, name: str) -> Iterator[tuple[int, str] | Reject]:
     """Non-blank stripped lines of the file, or a reject for a line that is not UTF-8 or too long."""
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         for line in record_lines(handle, name):
             if isinstance(line, Reject):
                 yield line

@@ -1,6 +1,7 @@
 """RSS and Atom reader (feedparser): one record per entry.
 
-Feeds are small, so the file is parsed whole, but only up to `MAX_FEED_BYTES`. feedparser does not expand
+Feeds are small, so the file is parsed whole (decompressed, if it is compressed), but only up to
+`MAX_FEED_BYTES`. feedparser does not expand
 entities declared in a DOCTYPE (a "billion laughs" file stays a few bytes of text) and never fetches
 anything when given bytes. A file that is no feed is a `FileProblem`; a malformed feed from which the
 lenient parser still recovered entries gives those entries, then a `FileProblem` saying later ones may
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import InputConfig
+from pipeline.ingest.compressed import open_input
 from pipeline.ingest.fields import RecordProblem, finish_record, reject_row
 from pipeline.ingest.files import FileProblem, display_name, first_line, sniff_text
 from pipeline.records import RawRecord, Reject
@@ -30,7 +32,7 @@ def read_feed(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject]:
     import feedparser
 
     name = display_name(path)
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         data = handle.read(MAX_FEED_BYTES + 1)
     if len(data) > MAX_FEED_BYTES:
         raise FileProblem(f"feed too large (over {MAX_FEED_BYTES:,} bytes; the limit for one feed)")

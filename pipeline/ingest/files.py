@@ -1,19 +1,23 @@
 """File-level helpers shared by the readers: hashing, sniffing the first bytes, bounded line splitting.
 
 A cron job meets whatever lands in its inbox: half-written Parquet, an HTML error page saved as `.xml`,
-a gzip renamed `.jsonl`. These helpers let a reader say cheaply, before parsing, that a file is not what
-its name claims (`FileProblem`, which becomes a `FileReject`), and read text line by line without ever
-holding more than one bounded line in memory.
+a Parquet file renamed `.jsonl`. These helpers let a reader say cheaply, before parsing, that a file is not
+what its name claims (`FileProblem`, which becomes a `FileReject`), and read text line by line without ever
+holding more than one bounded line in memory. (Compressed data is no such case: `pipeline.ingest.compressed`
+opens it by its content, and the readers see the decompressed bytes.)
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO
 
+from pipeline.errors import InputError
 from pipeline.records import Reject
 
 CHUNK_BYTES = 1 << 20
@@ -25,14 +29,19 @@ UTF8_BOM = b"\xef\xbb\xbf"
 
 FORMAT_NAMES = {
     "jsonl": "JSON Lines",
+    "json": "JSON",
     "csv": "CSV",
     "parquet": "Parquet",
     "rss": "an RSS or Atom feed",
     "digest": "a news digest",
+    "html": "an HTML page",
+    "warc": "a WARC file",
 }
 
-# Signatures of compressed files, by compressor: each gets the same advice.
-_COMPRESSORS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"(\xb5/\xfd": "zstd"}
+# Signatures of compressed files, by compressor (`pipeline.ingest.compressed` opens them; inside a
+# decompressed file, another compressed file is no text).
+COMPRESSORS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"(\xb5/\xfd": "zstd"}
+_BZIP2 = re.compile(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)")
 # Byte order marks of wide Unicode text; UTF-32 first, as its little-endian mark starts with UTF-16's.
 _WIDE_TEXT = {
     b"\xff\xfe\x00\x00": "UTF-32",
@@ -46,7 +55,6 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"PK\x03\x04", "a ZIP archive (or an Office document)", "extract it first"),
     (b"%PDF-", "a PDF document", ""),
     (b"SQLite format 3\x00", "an SQLite database", ""),
-    *((magic, f"{name}-compressed data", "decompress it first") for magic, name in _COMPRESSORS.items()),
     *((mark, f"{name} text", "save it as UTF-8") for mark, name in _WIDE_TEXT.items()),
 )
 # Bytes that do not occur in text (tab, line breaks, form feed and escape do).
@@ -56,6 +64,20 @@ _CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f\x1b") + b"\x7f"
 
 class FileProblem(Exception):
     """The file as a whole cannot be read (any further); the message is the `FileReject` reason."""
+
+
+def optional_import(module: str, what: str, extra: str | None = None) -> ModuleType:
+    """Import a library that only some formats need; missing, it is an `InputError` naming the install.
+
+    Not a file reject: the file is fine and must be read once the library is there, not skipped as bad.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        install = (
+            f"the {extra} extra: pip install 'storyclust[{extra}]'" if extra else f"{module}: pip install {module}"
+        )
+        raise InputError(f"reading {what} needs {install}") from None
 
 
 def file_sha256(path: Path | str) -> str:
@@ -105,11 +127,31 @@ def describe_start(head: bytes) -> str:
     return f"starts with {start!r}"
 
 
+def compression_of(head: bytes) -> str | None:
+    """The compressor whose signature starts `head` ("gzip", "zstd", ...), or None for plain data.
+
+    gzip and bzip2 are checked past their short magic (deflate; a block or end-of-stream mark), so a
+    text that happens to start with "BZh" is still read as text.
+    """
+    kind = next((name for magic, name in COMPRESSORS.items() if head.startswith(magic)), None)
+    if kind == "gzip" and head[2:3] != b"\x08":
+        return None
+    if kind == "bzip2" and not _BZIP2.match(head):
+        return None
+    return kind
+
+
 def sniff_text(head: bytes, fmt: str) -> str | None:
-    """Why a file meant to be text (JSON Lines, CSV, a feed, a digest) plainly is not; None if it may be."""
+    """Why a file meant to be text (JSON Lines, CSV, a feed, a digest) plainly is not; None if it may be.
+
+    Given decompressed bytes (`pipeline.ingest.compressed`), compressed data here is a file compressed twice.
+    """
     if not head:
         return "empty file (0 bytes)"
     wanted = FORMAT_NAMES[fmt]
+    compressed = compression_of(head)
+    if compressed:
+        return f"{compressed}-compressed data, not {wanted} (starts with {head[:4]!r}); decompress it first"
     for magic, what, hint in _MAGIC:
         if head.startswith(magic):
             return f"{what}, not {wanted} (starts with {magic!r})" + (f"; {hint}" if hint else "")

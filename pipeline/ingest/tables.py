@@ -1,8 +1,9 @@
 """CSV and Parquet readers: one record per row, columns named by the config's field map.
 
 Both stream: CSV through `csv.reader` over bounded, individually decoded lines (a bad line costs its
-row, not the file); Parquet one batch of rows at a time, only the mapped columns (a corrupt row group
-costs its own rows, which the file reject then names, not the groups after it).
+row, not the file; a compressed CSV is decompressed as it is read); Parquet one batch of rows at a time,
+only the mapped columns (a corrupt row group costs its own rows, which the file reject then names, not the
+groups after it). A field mapped to a nested path reads its top-level column (a Parquet struct).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import FieldMap, InputConfig
-from pipeline.ingest.fields import RecordProblem, record_from_mapping, reject_row
+from pipeline.ingest.compressed import compression_of, input_head, open_input
+from pipeline.ingest.fields import FieldMapper, configured_fields, mapped_columns, reject_row
 from pipeline.ingest.files import (
-    HEAD_BYTES,
     MAX_LINE_BYTES,
     FileProblem,
     describe_start,
@@ -28,7 +29,7 @@ from pipeline.ingest.files import (
     read_tail,
     sniff_text,
 )
-from pipeline.records import RawRecord, Reject
+from pipeline.records import FileWarning, RawRecord, Reject
 
 PARQUET_BATCH_ROWS = 1024
 _SHOWN_COLUMNS = 20
@@ -36,7 +37,7 @@ _SHOWN_COLUMNS = 20
 
 def missing_columns_reason(found: Sequence[str], fields: FieldMap) -> str | None:
     """Why a table cannot hold news (neither the title nor the text column), naming what it has."""
-    if fields.title in found or fields.text in found:
+    if any(column in found for column in mapped_columns(fields, ("title", "text"))):
         return None
     names = [str(name)[:40] for name in found[:_SHOWN_COLUMNS]]
     more = f", … ({len(found)} in all)" if len(found) > _SHOWN_COLUMNS else ""
@@ -44,10 +45,10 @@ def missing_columns_reason(found: Sequence[str], fields: FieldMap) -> str | None
     return f"no {fields.title} or {fields.text} column (found: {listed}); map them in [input.fields]"
 
 
-def read_csv(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject]:
+def read_csv(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject | FileWarning]:
     """Yield a record or reject per CSV row; line numbers count the header as line 1 (a row: its first line)."""
     name = display_name(path)
-    head = read_head(path, HEAD_BYTES)
+    head = input_head(path)
     problem = sniff_text(head, "csv")
     if problem:
         raise FileProblem(problem)
@@ -58,7 +59,8 @@ def read_csv(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject]:
     # Fields may be long (they are cut later, with a note); the line limit still bounds memory.
     csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
     bad_lines: deque[tuple[int, str]] = deque()
-    with path.open("rb") as handle:
+    mapper = FieldMapper(config, name)
+    with open_input(path) as handle:
         reader = csv.reader(_decoded_lines(handle, bad_lines), strict=True)
         header: list[str] | None = None
         previous_end = 0
@@ -81,7 +83,7 @@ def read_csv(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject]:
                 if not row:
                     continue
                 header = row
-                reason = missing_columns_reason(header, config.fields)
+                reason = missing_columns_reason(header, configured_fields(config))
                 if reason:
                     raise FileProblem(reason)
                 index = {column: position for position, column in reversed(list(enumerate(header)))}
@@ -97,12 +99,11 @@ def read_csv(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject]:
             values: dict[str, Any] = {
                 column: (row[position] or None) if position < len(row) else None for column, position in index.items()
             }
-            try:
-                yield record_from_mapping(values, config.fields, name, start, config.max_field_chars)
-            except RecordProblem as problem:
-                yield reject_row(name, start, str(problem), values)
+            yield mapper.item(values, start)
+            yield from mapper.due()
         if header is None:
             raise FileProblem("no header row (the file holds no CSV rows)")
+    yield from mapper.warnings()
 
 
 def _decoded_lines(handle: Any, bad_lines: deque[tuple[int, str]]) -> Iterator[str]:
@@ -137,16 +138,22 @@ def _row_preview(header: list[str], row: list[str]) -> dict[str, str]:
     return dict(zip(header, row, strict=False))
 
 
-def read_parquet(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject]:
+def read_parquet(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject | FileWarning]:
     """Yield a record or reject per Parquet row (1-based row numbers), a batch of rows at a time.
 
     Row groups are read one by one: a corrupt group loses its rows (the file reject says which), not the
-    groups after it.
+    groups after it. A compressed Parquet file is refused: Parquet is compressed inside, and reading it
+    needs to seek, which a compressed stream cannot.
     """
     import pyarrow.parquet as pq
 
     name = display_name(path)
-    head = read_head(path, 4)
+    head = read_head(path, 16)
+    if compression_of(head):
+        raise FileProblem(
+            f"{compression_of(head)}-compressed Parquet; decompress it first (Parquet is compressed inside)"
+        )
+    head = head[:4]
     if head != b"PAR1":
         raise FileProblem(f"not a Parquet file (no PAR1 magic at the start; it {describe_start(read_head(path))})")
     if path.stat().st_size < 12 or read_tail(path, 4) != b"PAR1":
@@ -156,12 +163,12 @@ def read_parquet(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject
         found = parquet.schema_arrow.names
     except Exception as problem:  # pyarrow raises several unrelated types for a bad file
         raise FileProblem(f"not a readable Parquet file ({_short(problem)})") from None
-    fields = config.fields
+    fields = configured_fields(config)
     reason = missing_columns_reason(found, fields)
     if reason:
         raise FileProblem(reason)
-    mapped = (fields.id, fields.title, fields.text, fields.source, fields.url, fields.published_at)
-    columns = [column for column in dict.fromkeys(mapped) if column in found]
+    columns = [column for column in mapped_columns(fields) if column in found]
+    mapper = FieldMapper(config, name)
     failures: list[str] = []
     try:
         groups = parquet.metadata.num_row_groups
@@ -175,7 +182,8 @@ def read_parquet(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject
                 ):
                     for row in _batch_rows(batch):
                         number += 1
-                        yield _parquet_item(row, config, name, number)
+                        yield reject_row(name, number, row, "") if isinstance(row, str) else mapper.item(row, number)
+                        yield from mapper.due()
             except Exception as problem:  # this row group only: the next ones may still be fine
                 last = first_row + rows_in_group - 1
                 lost = f"rows {number + 1:,}-{last:,}" if number + 1 <= last else "no rows"
@@ -186,15 +194,7 @@ def read_parquet(path: Path, config: InputConfig) -> Iterator[RawRecord | Reject
     if failures:
         more = f" (and {len(failures) - 1} more row groups)" if len(failures) > 1 else ""
         raise FileProblem(failures[0] + more)
-
-
-def _parquet_item(row: dict[str, Any] | str, config: InputConfig, name: str, number: int) -> RawRecord | Reject:
-    if isinstance(row, str):
-        return reject_row(name, number, row, "")
-    try:
-        return record_from_mapping(row, config.fields, name, number, config.max_field_chars)
-    except RecordProblem as problem:
-        return reject_row(name, number, str(problem), row)
+    yield from mapper.warnings()
 
 
 def _batch_rows(batch: Any) -> Iterator[dict[str, Any] | str]:

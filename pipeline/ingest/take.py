@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from pipeline.records import FileReject, RawRecord, Reject, content_hash
+from pipeline.records import FileReject, FileWarning, RawRecord, Reject, content_hash
 
 StoredHashes = Callable[[list[str]], dict[str, str]]  # article ids -> content hash of the stored ones
 
@@ -17,13 +17,16 @@ class Intake:
     records: list[RawRecord] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     file_rejects: list[FileReject] = field(default_factory=list)
+    warnings: list[FileWarning] = field(default_factory=list)
     lines_read: int = 0
     already_stored: int = 0
     duplicates_in_input: int = 0
     waiting: bool = False  # max_items was reached: more new input waits for the next run
 
 
-def take_new(stream: Iterable[RawRecord | Reject | FileReject], stored: StoredHashes, max_items: int) -> Intake:
+def take_new(
+    stream: Iterable[RawRecord | Reject | FileReject | FileWarning], stored: StoredHashes, max_items: int
+) -> Intake:
     """Read the stream in arrival order and keep the records not stored yet, at most `max_items` of them.
 
     An id is compared with the stored one before any cleaning (both come from the raw record), so a file
@@ -58,9 +61,11 @@ def take_new(stream: Iterable[RawRecord | Reject | FileReject], stored: StoredHa
         pending.clear()
 
     for item in stream:
-        intake.lines_read += not isinstance(item, FileReject)
+        intake.lines_read += not isinstance(item, FileReject | FileWarning)
         if isinstance(item, FileReject):
             intake.file_rejects.append(item)
+        elif isinstance(item, FileWarning):
+            intake.warnings.append(item)
         elif isinstance(item, Reject):
             intake.rejects.append(item)
         else:
