@@ -189,7 +189,13 @@ def main_year(text: str) -> int | None:
     return max(years, key=lambda year: (years[year], year))
 
 
-_YEAR = re.compile(r"(?<![\d.,$£€-])\b((?:19|20)\d\d)\b(?![\d.,%-]\d)")
+# A year: not part of an amount, a phone number ("(313) 222 - 2027") or a street address ("the 2000 block of
+# Harrison Street", "1915 Birch St."), which police reports give as often as dates.
+_STREET = r"(?:St|Street|Ave|Avenue|Rd|Road|Dr|Drive|Blvd|Boulevard|Ln|Lane|Way|Ct|Court|Pl|Place|Hwy|Highway)"
+_YEAR = re.compile(
+    r"(?<![\d.,$£€-])(?<!\d\d\d - )(?<!\d\d\d-)\b((?:19|20)\d\d)\b(?![\d.,%-]\d)"
+    rf"(?!\s+block\b)(?!\s+(?:[A-Z][\w'’-]*\s+){{1,3}}{_STREET}\b)"
+)
 
 
 def date_evidence(

@@ -82,6 +82,15 @@ def test_main_year_is_the_most_named_year() -> None:
     assert main_year("scored 2,014 points and $1999") is None
 
 
+def test_addresses_and_phone_numbers_are_no_years() -> None:
+    """gvc-val with every third date removed from the first: an undated report's street address or
+    newsroom phone number gave it a year its event is not in, and it stayed an orphan."""
+    assert main_year("It happened on the 2000 block of Harrison Street on Tuesday.") is None
+    assert main_year("Ahmad Antoine, 17, of 1915 Birch St., was charged.") is None
+    assert main_year("May 25, 2016. bwilliams@detroitnews.com (313) 222 - 2027") == 2016
+    assert main_year("call 555-2014 or visit 2010 Main Street; in 2012 he moved") == 2012
+
+
 def one_way(dates: DateEvidence, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Per pair, how far the events of `cols` lie among the dates of `rows` (1 where not compared)."""
     towards = np.asarray((dates.cover[rows].multiply(dates.mass[cols]) @ dates.channel_sums()).todense())
