@@ -49,6 +49,8 @@ _WEEKDAYS = {"monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday":
 # "last week": a follow-up's pointer back to its event ("the girl killed by a stray bullet last week"), a week back.
 _RELATIVE = {"today": 0, "tonight": 0, "yesterday": 1, "last night": 1, "last week": 7}
 _MONTH_NAMES = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# Month and weekday names as people abbreviate them ("Tues", "Sept"): what a date line in a headline is made of.
+CALENDAR_WORDS = frozenset({*_MONTHS, *_WEEKDAYS, *(day[:3] for day in _WEEKDAYS), "tues", "thurs"})
 _DATE = re.compile(
     rf"\b(?:(?P<month>{_MONTH_NAMES})\.?\s+(?P<day>[0-3]?\d)(?:st|nd|rd|th)?\b(?:,?\s+(?P<year>(?:19|20)\d\d)\b)?"
     rf"|(?P<day2>[0-3]?\d)(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month2>{_MONTH_NAMES})\.?(?:,?\s+(?P<year2>(?:19|20)\d\d)\b)?"

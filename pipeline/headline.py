@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from pipeline.eventdates import CALENDAR_WORDS
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _MIN_WORDS, _MAX_WORDS = 4, 40
 _FALLBACK_WORDS = 16
@@ -41,11 +43,7 @@ _LABEL = re.compile(
 )
 _LABEL_PREFIX = re.compile(r"^[^:|]{1,30}[:|]\s")  # "LIVE: ...", "Opinion | ...", "WATCH: ..."
 _SHORT_WORDS, _LONG_WORDS = 4, 22
-_CALENDAR = (
-    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|"
-    r"nov(?:ember)?|dec(?:ember)?|mon(?:day)?|tue(?:s|sday)?|wed(?:nesday)?|thu(?:rs|rsday)?|fri(?:day)?|"
-    r"sat(?:urday)?|sun(?:day)?)"
-)
+_CALENDAR = "(?:" + "|".join(sorted(CALENDAR_WORDS, key=len, reverse=True)) + ")"
 # A title that is only a date and time ("Sunday, March 17, 2013 | 5:00 PM", "Last updated at 14:00 GMT").
 _DATE_WORD = re.compile(
     rf"{_CALENDAR}\.?|"
@@ -239,8 +237,7 @@ def agreement_scores(candidates: list[HeadlineCandidate], centrality: list[float
     reference_matrix = _incidence(reference_words, len(vocabulary))
     shared = title_matrix @ reference_matrix.T
     sizes = title_matrix.sum(axis=1)[:, None] + reference_matrix.sum(axis=1)[None, :]
-    dice = np.divide(2 * shared, sizes, out=np.zeros_like(shared), where=sizes > 0)
-    dice[(title_matrix.sum(axis=1) == 0)[:, None] | (reference_matrix.sum(axis=1) == 0)[None, :]] = 0.0
+    dice = np.divide(2 * shared, sizes, out=np.zeros_like(shared), where=sizes > 0)  # an empty side shares 0
     others = np.array(owners)[None, :] != np.array([first_of[t] for t in titles])[:, None]
     means = (dice * others).sum(axis=1) / np.maximum(others.sum(axis=1), 1)
     return dict(zip(titles, means.tolist(), strict=True))
