@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := samples/ukraine-kyiv-nato.txt
 DATA ?= ../shared/data
 
-.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality bench-labels bench-soak bench-intake bench-ray clean
+.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality bench-labels bench-soak bench-intake bench-archive bench-ray clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-compare bench-incremental bench-scale bench-quality bench-labels bench-soak bench-intake bench-ray
+bench: bench-compare bench-incremental bench-scale bench-quality bench-labels bench-soak bench-intake bench-archive bench-ray
 
 bench-compare: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.compare $(DATA)/uci-news-head $(DATA)/ecbplus $(DATA)/gvc-val
@@ -81,6 +81,10 @@ bench-intake: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.intake --data $(DATA)
 
 # The Ray engine: embed throughput with 1 and 2 Ray workers vs local, and agreement on a 50k-item, 100-day stream.
+# A run's cost against the store's size: 400 and 1,000 new items on stores of 20k, 100k and 1M older articles.
+bench-archive: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.archive --data $(DATA)
+
 bench-ray: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.ray --data $(DATA)
 

@@ -47,7 +47,7 @@ def seed_caches(db: Path, sources: list[Path]) -> None:
         for number, source in enumerate(sources):
             store.db.execute(f"ATTACH '{source}' AS source{number} (READ_ONLY)")
             for table in ("embedding_cache", "minhash_cache"):
-                store.db.execute(f"INSERT INTO {table} SELECT * FROM source{number}.{table} ON CONFLICT DO NOTHING")
+                store.db.execute(f"INSERT INTO hot_{table} SELECT * FROM source{number}.{table} ON CONFLICT DO NOTHING")
             store.db.execute(f"DETACH source{number}")
 
 

@@ -65,14 +65,18 @@ def seed_database(
     without reading `docs` again)."""
     import pyarrow as pa
 
-    from pipeline.store import Store, _list_array
+    from pipeline.store import Store
+    from pipeline.store.writes import list_array
 
     keys = sorted(index if every else {text_hash(t) for t in embedded_contents(docs, config)})
     rows = np.array([index[k] for k in keys])
     with Store(db) as store:
-        store.db.register("seed", pa.table({"text_hash": keys, "vector": _list_array(vectors[rows])}))
-        store.db.execute("INSERT INTO embedding_cache SELECT ?, text_hash, vector FROM seed", [model_id(config.embed)])
+        store.db.register("seed", pa.table({"text_hash": keys, "vector": list_array(vectors[rows])}))
+        store.db.execute(
+            "INSERT INTO hot_embedding_cache SELECT ?, text_hash, vector FROM seed", [model_id(config.embed)]
+        )
         store.db.unregister("seed")
+        store.seal("seed")  # sealed now, as a long-running store would hold them, not by the measured run
     return len(keys)
 
 

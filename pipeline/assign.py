@@ -20,7 +20,7 @@ from pipeline.config import Config
 from pipeline.records import Article
 
 if TYPE_CHECKING:
-    from pipeline.store import StoryOrigin
+    from pipeline.records import StoryOrigin
 
 
 def story_id_for(article_id: str) -> str:

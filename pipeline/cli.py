@@ -301,7 +301,7 @@ def prune_command(older_than_days: float, db: str | None, config_path: str | Non
     from pipeline.store import prune
 
     config = load_config(config_path)
-    counts = prune(_db(config, db), older_than_days, config.store.lock_wait_seconds)
+    counts = prune(_db(config, db), older_than_days, config.store.lock_wait_seconds, config.store.keep_replaced_hours)
     click.echo(f"pruned {counts.stories} stories and {counts.articles} articles")
 
 

@@ -132,6 +132,11 @@ class StoriesConfig(_Section, section="stories"):
 class StoreConfig(_Section, section="store"):
     db: str = "data/storyclust.duckdb"
     lock_wait_seconds: float = _ranged(30.0, 0.0, 3600.0)
+    # Recent rows of articles, caches and rejects stay in the database file (copied by every run) until one
+    # table holds this many; then they are sealed into Parquet segments beside it (`pipeline.store.segments`).
+    segment_rows: int = _ranged(5000, 1, 10_000_000)
+    # A segment replaced by `prune` stays on disk this long for readers holding an older snapshot.
+    keep_replaced_hours: float = _ranged(24.0, 0.0, 87600.0)
 
     def validate(self) -> None:
         if not self.db:

@@ -20,8 +20,7 @@ import numpy as np
 
 from pipeline.assign import StoryPlan, assign_stories
 from pipeline.config import Config
-from pipeline.records import Article
-from pipeline.store import StoryOrigin
+from pipeline.records import Article, StoryOrigin
 
 
 def time_partitions(articles: list[Article], size: int) -> list[list[int]]:

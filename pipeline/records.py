@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import types
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, get_args, get_type_hints
 
 import pyarrow as pa
@@ -94,6 +94,26 @@ class Article:
     def content_hash(self) -> str:
         """Hash of the raw content: equal hashes mean an exact duplicate report."""
         return content_hash(self.title_raw, self.text_raw)
+
+
+@dataclass(frozen=True)
+class StoryOrigin:
+    """When a stored story began: the older of two merged stories survives (the store gives it, assign reads it)."""
+
+    first_seen: datetime | None
+    run_id: str
+
+
+@dataclass(frozen=True)
+class ClosedStoryProbes:
+    """What a batch's new items look for among the closed stories (`Store.closed_story_context`): each item's
+    names and dates, by its position in the batch."""
+
+    names: list[tuple[int, str]]
+    days: list[tuple[int, date]]
+    reach_days: int
+    min_names: int
+    per_item: int
 
 
 def content_hash(title: str, text: str) -> str:

@@ -110,7 +110,9 @@ def _run_published(
     """The run on a working copy of the database, published at the end (see `pipeline.store.WorkingCopy`)."""
     from pipeline.store import WorkingCopy
 
-    copy = WorkingCopy(db_path, run_id, config.store.lock_wait_seconds)
+    copy = WorkingCopy(
+        db_path, run_id, config.store.lock_wait_seconds, config.store.segment_rows, config.store.keep_replaced_hours
+    )
     report.shared_lock_seconds = round(copy.copy_seconds, 3)
     opened.append(copy.store)
     try:
@@ -126,7 +128,9 @@ def _run_published(
             raise
         with timer.stage("publish") as counts:
             seconds = copy.publish()
-            counts.update(copy_seconds=round(copy.copy_seconds, 3), publish_seconds=round(seconds, 3))
+            counts.update(
+                copy_seconds=round(copy.copy_seconds, 3), publish_seconds=round(seconds, 3), sealed=copy.sealed_rows
+            )
         report.publish_seconds = round(seconds, 3)
     finally:
         copy.discard()  # no-op once published

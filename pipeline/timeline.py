@@ -27,7 +27,7 @@ from pipeline.eventdates import DateEvidence, date_sets
 from pipeline.records import Article
 
 if TYPE_CHECKING:
-    from pipeline.store import ClosedStoryProbes
+    from pipeline.records import ClosedStoryProbes
 
 
 def merge_steps(hours: np.ndarray, fixed: np.ndarray, step_minutes: float) -> np.ndarray:
@@ -171,7 +171,7 @@ def rarest_names(contents: list[str], limit: int = NAMES_PER_STORY) -> list[str]
 def closed_story_probes(items: list[Article], config: ClusterConfig) -> ClosedStoryProbes:
     """What the new items look for among the closed stories: their rarest names, and every date they are
     about (publication and named dates; an undated item has none unless its text names full dates)."""
-    from pipeline.store import ClosedStoryProbes
+    from pipeline.records import ClosedStoryProbes
 
     names: list[tuple[int, str]] = []
     days: list[tuple[int, date]] = []

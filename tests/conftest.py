@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +53,15 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline import embed
 
     monkeypatch.setattr(embed, "Embedder", FakeEmbedder)
+
+
+def snapshot_reader(db: Path) -> subprocess.Popen:
+    """A reader in its own process that opens `db` read-only, prints its article count, waits until its stdin
+    closes and prints the count again on the same connection: what a person's open session sees."""
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import sys, duckdb; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print(c.execute('SELECT count(*) FROM articles').fetchone()[0], flush=True); sys.stdin.read(); "
+         "print(c.execute('SELECT count(*) FROM articles').fetchone()[0], flush=True)", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    return reader

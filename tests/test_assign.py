@@ -9,9 +9,8 @@ import numpy as np
 from pipeline.assign import assign_stories, story_id_for
 from pipeline.config import Config, NearDuplicateConfig
 from pipeline.dedup import find_near_duplicates
-from pipeline.records import Article
+from pipeline.records import Article, StoryOrigin
 from pipeline.similarity import build_graph
-from pipeline.store import StoryOrigin
 
 
 class FakeStore:

@@ -19,6 +19,7 @@ from pipeline.config import Config, StoreConfig
 from pipeline.errors import LockedError
 from pipeline.runner import run
 from pipeline.store import MIGRATIONS, STORAGE_VERSION
+from tests.conftest import snapshot_reader
 
 ITEMS = [
     '{"id": "a1", "title": "Earthquake of magnitude 7 hits northern Chile", "published_at": "2024-03-01T10:00:00Z"}',
@@ -90,12 +91,7 @@ def test_a_reader_holding_the_file_never_blocks_a_run_and_keeps_its_snapshot(sou
     run([str(source)], quick(), db=db)
     more = source.with_name("more.jsonl")
     more.write_text('{"id": "c1", "title": "Floods close roads in Valencia", "published_at": "2024-03-02T09:00:00Z"}\n')
-    reader = subprocess.Popen(
-        [sys.executable, "-c", "import sys, duckdb; c = duckdb.connect(sys.argv[1], read_only=True); "
-         "print(c.execute('SELECT count(*) FROM articles').fetchone()[0], flush=True); sys.stdin.read(); "
-         "print(c.execute('SELECT count(*) FROM articles').fetchone()[0], flush=True)", str(db)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    reader = snapshot_reader(db)
     assert reader.stdout.readline().strip() == "3"
     report = run([str(more)], quick(), db=db)
     held, _ = reader.communicate("")

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-import pipeline.store
+import pipeline.store.queries
 from pipeline.cli import main
 from pipeline.export import FORMATS, export
 from pipeline.store import Store
@@ -78,8 +78,8 @@ def test_failed_export_keeps_the_earlier_files(small_db: Path, tmp_path: Path, m
     out = tmp_path / "out"
     export(small_db, out, "parquet")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    broken = {**pipeline.store.EXPORTS, "story_members": ("no_such_view", "1")}
-    monkeypatch.setattr(pipeline.store, "EXPORTS", broken)
+    broken = {**pipeline.store.queries.EXPORTS, "story_members": ("no_such_view", "1")}
+    monkeypatch.setattr(pipeline.store.queries, "EXPORTS", broken)
     with pytest.raises(duckdb.CatalogException):  # fails after stories.parquet's temporary file is written
         export(small_db, out, "parquet")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -35,8 +35,10 @@ def recipes(story_id: str) -> list[str]:
 @pytest.fixture(scope="module")
 def real_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     db = tmp_path_factory.mktemp("readme") / "news.duckdb"
+    config = db.with_name("seal-everything.toml")  # so the recipes read the archive's Parquet segments too
+    config.write_text("[store]\nsegment_rows = 1\n")
     subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", str(SAMPLE), "--db", str(db), "-q"],
+        [sys.executable, "-m", "pipeline.cli", "run", str(SAMPLE), "--db", str(db), "-q", "--config", str(config)],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -44,6 +46,7 @@ def real_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )
     with duckdb.connect(str(db), read_only=True) as con:
         story_id = con.execute("SELECT story_id FROM top_stories LIMIT 1").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM hot_articles").fetchone()[0] == 0  # all in segments
     return db, story_id
 
 

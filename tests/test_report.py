@@ -63,12 +63,12 @@ def make_db(path: Path, with_stories: bool = True) -> Path:
             "INSERT INTO runs (run_id, status, started_at, finished_at, articles_new) "
             "VALUES ('r-1', 'ok', '2024-07-10 08:00', '2024-07-10 08:01', 5)"
         )
-        db.execute("INSERT INTO rejects (run_id, reason) VALUES ('r-1', 'empty: no title or text')")
+        db.execute("INSERT INTO hot_rejects (run_id, reason) VALUES ('r-1', 'empty: no title or text')")
         if not with_stories:
             return path
         for article_id, title, text, source, url, published_at in ARTICLES:
             db.execute(
-                "INSERT INTO articles (article_id, title, text, source, url, published_at, content_hash, run_id, "
+                "INSERT INTO hot_articles (article_id, title, text, source, url, published_at, content_hash, run_id, "
                 "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'r-1', now())",
                 [article_id, title, text, source, url, published_at, f"h-{article_id}"],
             )

@@ -1,0 +1,173 @@
+"""The archive: rows sealed into Parquet segments behind views of the same names (issue 22).
+
+A fake embedder stands in for the model: the store is what these test (real runs: test_readme_sql.py, the
+acceptance tests, `make bench-archive`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.config import Config, StoreConfig
+from pipeline.runner import run
+from pipeline.store import MIGRATIONS, prune
+from pipeline.store.segments import ARCHIVED, segment_folder
+from tests.conftest import snapshot_reader
+
+pytestmark = pytest.mark.usefixtures("fake_model")
+
+# Three slices of a small stream: two events, each told again in a later slice, and a bad record.
+SLICES = [
+    [
+        '{"id": "q1", "title": "Earthquake of magnitude 7 hits northern Chile", "published_at": "2024-03-01T10:00:00Z"}',
+        '{"id": "q2", "title": "Magnitude 7 earthquake strikes northern Chile", "published_at": "2024-03-01T11:00:00Z"}',
+        '{"id": "r1", "title": "Central bank raises rates by half a point", "published_at": "2024-03-01T12:00:00Z"}',
+    ],
+    [
+        '{"id": "q3", "title": "Chile earthquake: rescuers search rubble in Antofagasta", "published_at": "2024-03-01T18:00:00Z"}',
+        '{"id": "r2", "title": "Central bank lifts rates half a point, markets fall", "published_at": "2024-03-01T19:00:00Z"}',
+        '{"id": "bad"}',
+    ],
+    [
+        '{"id": "f1", "title": "Floods close roads in Valencia after record rain", "published_at": "2024-03-02T09:00:00Z"}',
+        '{"id": "q4", "title": "Northern Chile earthquake death toll rises to 12", "published_at": "2024-03-02T10:00:00Z"}',
+    ],
+]
+
+
+def config(segment_rows: int = 5000, keep_replaced_hours: float = 24.0) -> Config:
+    return Config(
+        store=StoreConfig(lock_wait_seconds=0.5, segment_rows=segment_rows, keep_replaced_hours=keep_replaced_hours)
+    )
+
+
+def write_slices(folder: Path) -> list[Path]:
+    paths = []
+    for number, lines in enumerate(SLICES):
+        path = folder / f"slice-{number}.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return paths
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def state(db: Path) -> dict[str, list[tuple]]:
+    """Everything a reader sees, without the columns that differ between two runs (run ids, times)."""
+    return {
+        "articles": rows(db, "SELECT article_id, title, text, source, published_at, content_hash, notes, input_line "
+                         "FROM articles ORDER BY article_id"),
+        "members": rows(db, "SELECT article_id, story_id, similarity, near_duplicate_group FROM story_members "
+                        "ORDER BY article_id"),
+        "stories": rows(db, "SELECT story_id, headline, size, sources, first_seen, last_seen, status FROM stories "
+                        "ORDER BY story_id"),
+        "vectors": rows(db, "SELECT model, text_hash, vector FROM embedding_cache ORDER BY ALL"),
+        "signatures": rows(db, "SELECT scheme, text_hash, signature FROM minhash_cache ORDER BY ALL"),
+        "rejects": rows(db, "SELECT file, line, reason, record FROM rejects ORDER BY ALL"),
+    }  # fmt: skip
+
+
+def test_sealed_rows_read_as_before_and_stories_are_the_same(tmp_path: Path) -> None:
+    paths = write_slices(tmp_path)
+    unsealed, sealed = tmp_path / "unsealed.duckdb", tmp_path / "sealed.duckdb"
+    for path in paths:
+        run([str(path)], config(), db=unsealed)
+        run([str(path)], config(segment_rows=1), db=sealed)
+    assert state(sealed) == state(unsealed)
+    assert len(state(sealed)["articles"]) == 7 and len(state(sealed)["rejects"]) == 1
+    for name in ARCHIVED:  # every row sealed, nothing left in the file's own tables
+        assert rows(sealed, f"SELECT count(*) FROM hot_{name}") == [(0,)]
+    files = rows(sealed, "SELECT file, segment_table, rows FROM segments WHERE replaced_at IS NULL ORDER BY file")
+    assert sum(n for _, table, n in files if table == "articles") == 7
+    on_disk = sorted(p.name for p in segment_folder(sealed).iterdir())
+    assert on_disk == [file for file, _, _ in files]
+    again = run([str(p) for p in paths], config(segment_rows=1), db=sealed)  # ids found in the segments
+    assert (again.articles_new, again.already_stored) == (0, 7)
+
+
+def test_a_database_from_before_the_archive_is_converted_by_the_next_run(tmp_path: Path) -> None:
+    first, second, third = write_slices(tmp_path)
+    reference = tmp_path / "reference.duckdb"
+    run([str(first)], config(), db=reference)
+    run([str(second)], config(), db=reference)
+    old = tmp_path / "old.duckdb"
+    with duckdb.connect(str(old)) as con:  # as storyclust wrote it before migration 6, with the same rows
+        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
+        for version, (name, sql) in enumerate(MIGRATIONS[:5], start=1):
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+        con.execute(f"ATTACH '{reference}' AS reference (READ_ONLY)")
+        tables = [
+            t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'old'").fetchall()
+        ]
+        for table in tables:
+            if table != "schema_migrations":
+                con.execute(f"INSERT INTO {table} SELECT * FROM reference.{table}")
+        assert con.execute("SELECT count(*) FROM articles").fetchone()[0] == 5
+    before = state(old)
+    run([str(third)], config(segment_rows=1), db=old)
+    run([str(third)], config(segment_rows=1), db=reference)
+    after = state(old)
+    assert after == state(reference)
+    for kind, found in before.items():  # nothing lost (members and stories may change: the run adds to them)
+        if kind not in ("members", "stories"):
+            assert all(row in after[kind] for row in found), kind
+    assert rows(old, "SELECT max(version) FROM schema_migrations") == [(len(MIGRATIONS),)]
+    assert rows(old, "SELECT count(*) FROM hot_articles") == [(0,)]
+    assert rows(old, "SELECT table_type FROM information_schema.tables WHERE table_name = 'articles'") == [("VIEW",)]
+
+
+def test_prune_writes_segments_anew_and_keeps_the_replaced_ones_for_older_readers(tmp_path: Path) -> None:
+    db = tmp_path / "news.duckdb"
+    old = tmp_path / "old.jsonl"
+    old.write_text("\n".join(SLICES[0]) + "\n")
+    recent = tmp_path / "recent.jsonl"  # published today: survives the prune
+    today = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    recent.write_text(f'{{"id": "n1", "title": "Parliament passes the budget", "published_at": "{today}"}}\n')
+    run([str(old), str(recent)], config(segment_rows=1), db=db)
+    (replaced,) = rows(db, "SELECT file FROM segments WHERE segment_table = 'articles'")[0]
+    reader = snapshot_reader(db)  # a reader that opened the store before the prune
+    assert reader.stdout.readline().strip() == "4"
+    counts = prune(db, older_than_days=30, wait_seconds=1.0)
+    held, _ = reader.communicate("")
+    assert counts.articles == 3 and counts.stories >= 2  # (the fake embedder may not join the two quake reports)
+    assert held.strip() == "4"  # its snapshot still reads the replaced segment
+    assert rows(db, "SELECT article_id FROM articles") == [("n1",)]
+    folder = segment_folder(db)
+    assert (folder / replaced).exists()
+    assert rows(db, f"SELECT replaced_at IS NOT NULL FROM segments WHERE file = '{replaced}'") == [(True,)]
+    run([str(recent)], config(keep_replaced_hours=0), db=db)  # the next writer deletes what is past its time
+    assert not (folder / replaced).exists()
+    assert rows(db, f"SELECT count(*) FROM segments WHERE file = '{replaced}'") == [(0,)]
+    assert rows(db, "SELECT count(*) FROM articles") == [(1,)]
+
+
+def test_segments_left_by_a_killed_run_are_deleted_by_the_next(tmp_path: Path) -> None:
+    first, second, _ = write_slices(tmp_path)
+    db = tmp_path / "news.duckdb"
+    run([str(first)], config(segment_rows=1), db=db)
+    folder = segment_folder(db)
+    kept = sorted(p.name for p in folder.iterdir())
+    (folder / "articles-r-killed.parquet").write_bytes(b"PAR1 half written")  # named by no published file
+    (folder / "articles-r-killed-2.parquet.partial").write_bytes(b"PAR1")
+    run([str(second)], config(segment_rows=1), db=db)
+    names = sorted(p.name for p in folder.iterdir())
+    assert set(kept) <= set(names) and not any("killed" in name for name in names)
+    assert rows(db, "SELECT count(*) FROM articles") == [(5,)]
+
+
+def test_a_moved_database_finds_its_segments_after_the_next_run(tmp_path: Path) -> None:
+    first, second, _ = write_slices(tmp_path)
+    db = tmp_path / "a" / "news.duckdb"
+    run([str(first)], config(segment_rows=1), db=db)
+    moved = tmp_path / "b"
+    (tmp_path / "a").rename(moved)
+    run([str(second)], config(segment_rows=1), db=moved / "news.duckdb")
+    assert rows(moved / "news.duckdb", "SELECT count(*) FROM articles") == [(5,)]
