@@ -76,6 +76,9 @@ class WorkingCopy:
     as interrupted, and deletes the empty marker once that record is published, so a chain of killed
     runs is recorded in full by the first one that finishes. If
     another program changed the published file meanwhile, nothing is published (`LockedError`, exit 75).
+    Before publishing, the copy's recent rows are sealed into segments once `segment_rows` have gathered
+    (`pipeline.store.segments`): segments are written before the rename and named only by the new file, so
+    a killed writer leaves at most files no database names, which the next writer deletes.
     """
 
     def __init__(
