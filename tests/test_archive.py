@@ -171,3 +171,26 @@ def test_a_moved_database_finds_its_segments_after_the_next_run(tmp_path: Path) 
     (tmp_path / "a").rename(moved)
     run([str(second)], config(segment_rows=1), db=moved / "news.duckdb")
     assert rows(moved / "news.duckdb", "SELECT count(*) FROM articles") == [(5,)]
+
+
+def test_a_run_that_fails_while_sealing_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    import pipeline.store.segments as segments
+    from pipeline.errors import StoreError
+
+    first, second, _ = write_slices(tmp_path)
+    db = tmp_path / "news.duckdb"
+    run([str(first)], config(), db=db)  # three rows in the file, none sealed
+    before = state(db)
+
+    def disk_gone(folder: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(StoreError, match="Input/output error; the database is"):
+        patch.setattr(segments, "_sync_folder", disk_gone)  # after the segment files, before they are named
+        run([str(second)], config(segment_rows=1), db=db)
+    assert state(db) == before and rows(db, "SELECT count(*) FROM segments") == [(0,)]
+    assert any(segment_folder(db).iterdir())  # the unpublished run's files, named by no database
+    run([str(second)], config(segment_rows=1), db=db)
+    named = {file for (file,) in rows(db, "SELECT file FROM segments")}
+    assert {p.name for p in segment_folder(db).iterdir()} == named
+    assert rows(db, "SELECT count(*) FROM articles") == [(5,)]
