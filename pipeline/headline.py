@@ -10,10 +10,11 @@ and complete, naming who did what where. So each titled member is scored by
   that most members give, and the `precision` of its words, combined as their harmonic mean,
 
 weighted two to one, times a penalty for titles that are questions, teasers, opinion or live-blog labels,
-date lines, cut, very short or very long. The best score wins; ties go to the member nearest the story's
-centroid, then to the smallest article id, so the choice is deterministic. A site name trailing the title
-(" - KCTV5", " | Continuous News | Butte, Montana") is removed first. `Headline.reason` says why in one line
-(kept in `stories.headline_reason`). Measured against human-style event labels in `bench/labels.py`.
+date lines, dated (a full date glued to the headline), cut, very short or very long. The best score wins; ties
+go to the member nearest the story's centroid, then to the smallest article id, so the choice is deterministic.
+A site name trailing the title (" - KCTV5", " | Continuous News | Butte, Montana") is removed first.
+`Headline.reason` says why in one line (kept in `stories.headline_reason`). Measured against human-style event
+labels in `bench/labels.py`.
 
 Without any title, the most central complete first sentence of a body is used; a cut sentence only as a
 last resort. Candidates are already cleaned by the normalize stage (no source names, no "…").
@@ -55,6 +56,17 @@ _DATE_MARK = re.compile(
     r"\d\s?:\s?\d\d|\d\s?/\s?\d+\s?/\s?\d|\b(?:gmt|utc)\b",
     re.IGNORECASE,
 )
+# A full date in a title that says more ("27 / 09 / 2013 - Turkmenistan to hold ...", "Seacom operations fully
+# restored: 4 November 2011", "Stock Market News for March 10, 2014"): a dateline or a roundup's date glued to the
+# headline. People label an event without its date, so such a title yields to an undated one. Day, month and year
+# only: "since July 2012" or "Sept. 11 memorial" name no dateline.
+_FULL_DATE = re.compile(
+    rf"\b{_CALENDAR}\.?\s+[0-3]?\d(?:st|nd|rd|th)?,?\s+(?:19|20)\d\d\b"
+    rf"|\b[0-3]?\d(?:st|nd|rd|th)?\s+(?:of\s+)?{_CALENDAR}\.?,?\s+(?:19|20)\d\d\b"
+    r"|\b[0-3]?\d\s?[/.]\s?[0-3]?\d\s?[/.]\s?(?:19|20)?\d\d\b",
+    re.IGNORECASE,
+)
+_TWO_DIGITS_END = re.compile(r"\d\d\b")
 # A trailing site name: a separator, then a segment naming an outlet (a domain, a broadcaster's call letters,
 # or an outlet word), and everything after it: " - KXLF.com | Continuous News | Butte, Montana".
 _SITE_SEPARATOR = re.compile(r"\s*:\s+|\s+(?:[-|–—]|::)\s+")
@@ -141,6 +153,8 @@ def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
         reasons.append("a label, teaser or opinion")
     if is_date_line(title):
         reasons.append("a date line")
+    elif _TWO_DIGITS_END.search(title) and _FULL_DATE.search(title):  # a full date ends in two digits: cheap test first
+        reasons.append("dated")
     if truncated:
         reasons.append("cut")
     if words < _SHORT_WORDS:
@@ -259,7 +273,9 @@ def title_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -
         factor = style_penalty(candidate.title, candidate.truncated)[0]
         agree = agreement.get(candidate.title, 0.0)
         score = (_AGREEMENT_WEIGHT * agree + (1 - _AGREEMENT_WEIGHT) * consensus.fit) * factor
-        scores.append(TitleScore(score, consensus.coverage, consensus.precision, consensus.problems, agree))
+        scores.append(
+            TitleScore(score, consensus.coverage, consensus.precision, consensus.problems, consensus.fit, agree)
+        )
     return scores
 
 
@@ -300,7 +316,7 @@ def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) ->
         if chosen.problems:
             reason += f"; is {', '.join(chosen.problems)} (no better title)"
         if skipped:
-            reason += f"; {skipped} title(s) marked down as question, label, date line, teaser, cut or length"
+            reason += f"; {skipped} title(s) marked down as question, label, date line, dated, teaser, cut or length"
         return Headline(candidates[best].title, candidates[best].article_id, "title", reason)
 
     order = sorted(range(len(candidates)), key=lambda i: (-round(centrality[i], 6), candidates[i].article_id))

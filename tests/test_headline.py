@@ -36,6 +36,8 @@ def test_the_title_carrying_what_members_share_beats_questions_labels_and_colour
     chosen = choose_headline(candidates(titles, BODY), vectors)
     assert chosen.text == titles[2] and chosen.kind == "title"
     assert "agrees best with the reports" in chosen.reason
+    agreement = agreement_scores(candidates(titles, BODY), [0.0] * 4)[titles[2]]
+    assert f"shares {agreement:.0%} of its words" in chosen.reason and agreement > 0  # the agreement it was chosen by
 
 
 def test_the_choice_does_not_depend_on_member_order() -> None:
@@ -165,3 +167,36 @@ def test_the_title_in_the_reports_words_beats_one_outlets_wording() -> None:
     members = [HeadlineCandidate(f"a{i}", title, body, False) for i, title in enumerate(titles)]
     chosen = choose_headline(members, np.eye(3, dtype=np.float32))
     assert chosen.text != titles[0]
+
+
+def test_a_title_carrying_a_full_date_is_marked_dated() -> None:
+    for title in (
+        "Seacom operations fully restored: 4 November 2011",
+        "27 / 09 / 2013 - Turkmenistan to hold first - ever parliamentary elections",
+        "Stock Market News for March 10, 2014",
+        "Making sense of sanctions 09.03.2014",
+        "Benzinga's M&A Chatter for Tuesday March 11th 2014",
+    ):
+        assert style_penalty(title, False) == (0.5, ("dated",)), title
+    for title in (
+        "Four people shot outside Kokomo bar",
+        "Yuan drops as PBOC cuts reference rate by most since July 2012",  # a month and year: no dateline
+        "Sept. 11 memorial museum opens to the public",  # no year
+        "Dozens injured as 6. 1 - magnitude quake hits Indonesia's Aceh",
+        "Married at 90",
+    ):
+        assert "dated" not in style_penalty(title, False)[1], title
+    assert style_penalty("10 June 2013 Last updated at 14: 00 GMT", False)[1] == ("a date line",)  # said once
+
+
+def test_an_undated_title_beats_the_same_headline_with_its_dateline() -> None:
+    body = "Turkmenistan will hold its first parliamentary elections on a two-party basis on 15 December 2013."
+    dated = "Turkmenistan to hold first parliamentary elections on a two-party basis: 27 September 2013"
+    plain = "Turkmenistan elections on two-party basis"
+    members = [HeadlineCandidate("a0", dated, body, False), HeadlineCandidate("a1", plain, body, False)]
+    chosen = choose_headline(members, np.eye(2, dtype=np.float32))
+    assert chosen.text == plain
+    assert "1 title(s) marked down as question, label, date line, dated" in chosen.reason
+    only_dated = [HeadlineCandidate("a0", dated, body, False), HeadlineCandidate("a1", dated + " ", body, False)]
+    chosen = choose_headline(only_dated, np.eye(2, dtype=np.float32))
+    assert chosen.text == dated and "is dated (no better title)" in chosen.reason
