@@ -40,6 +40,7 @@ from pipeline.dedup import signature_scheme
 from pipeline.embed import model_id
 from pipeline.stage import text_hash
 from pipeline.store import Store
+from pipeline.store.publish import rewrite_database
 from pipeline.store.segments import segment_folder
 
 READERS = ["report", "export", "stories", "prune"]
@@ -151,6 +152,7 @@ def build_archive(target: Path, size: int, data: Path, config: Config, seed: int
             store.seal(f"r-archive-{first // chunk:05d}")
             print(f"\rbuilding {target.name}: {min(first + chunk, size):,} / {size:,}", end="", file=sys.stderr)
         store.db.execute("CHECKPOINT")
+    rewrite_database(target)  # without the free blocks of the sealed rows, as a run leaves it
     print(file=sys.stderr)
 
 

@@ -194,3 +194,26 @@ def test_a_run_that_fails_while_sealing_leaves_the_store_as_it_was(tmp_path: Pat
     named = {file for (file,) in rows(db, "SELECT file FROM segments")}
     assert {p.name for p in segment_folder(db).iterdir()} == named
     assert rows(db, "SELECT count(*) FROM articles") == [(5,)]
+
+
+def test_a_file_grown_by_sealed_rows_is_written_anew_with_everything_in_it(tmp_path: Path) -> None:
+    from pipeline.store import Store
+    from pipeline.store.publish import rewrite_database
+
+    db = tmp_path / "news.duckdb"
+    with Store(db) as store:
+        for k in range(6):  # as runs do: recent rows sealed, stories growing after them in the file
+            store.db.execute(
+                "INSERT INTO hot_articles (article_id, title, text, content_hash, run_id, ingested_at) "
+                f"SELECT 'a{k}-' || i, 'Title', repeat(md5(i::VARCHAR), 40) || i, md5(i::VARCHAR), 'r', now() "
+                "FROM range(5000) r(i)"
+            )
+            store.db.execute(f"INSERT INTO story_names SELECT 's{k}-' || i, 'name' || i FROM range(5000) r(i)")
+            assert store.seal(f"r-{k}") == 5000
+    large = db.stat().st_size
+    assert large > 30 * 2**20  # DuckDB keeps the blocks of the deleted rows
+    rewrite_database(db)
+    assert db.stat().st_size < large / 4
+    assert rows(db, "SELECT count(*), count(DISTINCT article_id) FROM articles") == [(30000, 30000)]
+    assert rows(db, "SELECT count(*) FROM story_names") == [(30000,)]
+    assert rows(db, "SELECT comment FROM duckdb_views() WHERE view_name = 'articles'")[0][0]

@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import LockedError, StoreError
 from pipeline.store.database import Store
 from pipeline.store.rows import PruneCounts
-from pipeline.store.schema import STORAGE_VERSION, connect, storage_version
+from pipeline.store.schema import STORAGE_VERSION, connect, sql_string, storage_version
 from pipeline.store.segments import sweep
 
 
@@ -92,7 +93,7 @@ class WorkingCopy:
             self.stale, self.interrupted = self._sweep()
             self.store = Store(self.work, published=path)
             if storage_version(self.store.db).startswith("v2"):
-                self._convert()
+                self._rewrite()  # from DuckDB 2.x's default format into the one every 1.x reads
             sweep(self.store.db, self.store.segments, keep_replaced_hours)
             if self.interrupted:
                 self.store.record_interrupted(self.interrupted)
@@ -103,6 +104,12 @@ class WorkingCopy:
     def _sweep(self) -> tuple[list[Path], list[tuple[str, datetime]]]:
         """Copies left by killed writers, emptied to markers: the markers, and their run ids and start times."""
         markers, found = [], []
+        for legacy in self.path.parent.glob(f"{self.path.name}.*.tmp.legacy"):  # killed while writing its copy anew
+            copy = legacy.with_suffix("")
+            if copy.exists():
+                legacy.unlink()
+            else:
+                os.replace(legacy, copy)
         for stale in sorted(self.path.parent.glob(f"{self.path.name}.*.tmp")):
             if stale == self.work:
                 continue
@@ -131,28 +138,21 @@ class WorkingCopy:
             reader.close()
         return state, time.perf_counter() - start
 
-    def _convert(self) -> None:
-        """Rewrite a file from DuckDB 2.x's default format into the one every 1.x reads."""
+    def _rewrite(self) -> None:
+        """Write the copy anew (`rewrite_database`) and reopen it."""
         self.store.close()
-        legacy = self.work.with_name(self.work.name + ".legacy")
-        os.replace(self.work, legacy)
-        import duckdb
-
-        db = duckdb.connect(str(self.work), config={"storage_compatibility_version": STORAGE_VERSION})
-        quoted = str(legacy).replace("'", "''")
-        db.execute(f"ATTACH '{quoted}' AS legacy (READ_ONLY)")
-        target = db.execute("SELECT current_database()").fetchall()[0][0]
-        db.execute(f'COPY FROM DATABASE legacy TO "{target}"')
-        db.execute("DETACH legacy")
-        db.close()
-        legacy.unlink()
+        rewrite_database(self.work)
         self.store = Store(self.work, published=self.path)
 
-    def publish(self) -> float:
-        """Make the copy the published database; returns the seconds it took."""
+    def publish(self, deleted: bool = False) -> float:
+        """Make the copy the published database; returns the seconds it took. After rows were sealed or
+        `deleted`, the copy is written anew first: DuckDB keeps the blocks of deleted rows in the file (75 MB
+        of tables grew to 7.4 GB over 200 seals), and every later run would copy them."""
         start = time.perf_counter()
         self.sealed_rows = self.store.seal(self.run_id, self.segment_rows)
         self.store.db.execute("CHECKPOINT")
+        if self.sealed_rows or deleted or mostly_free(self.store.db):
+            self._rewrite()
         self.store.close()
         if _file_state(self.path) != self.source_state:
             self.discard()
@@ -176,7 +176,8 @@ class WorkingCopy:
         with suppress(Exception):
             self.store.close()  # absent when the copy itself failed
         self.work.unlink(missing_ok=True)
-        Path(f"{self.work}.wal").unlink(missing_ok=True)
+        for left in (f"{self.work}.wal", f"{self.work}.legacy"):
+            Path(left).unlink(missing_ok=True)
 
 
 def prune(
@@ -191,7 +192,33 @@ def prune(
         copy = WorkingCopy(path, run_id, wait_seconds, keep_replaced_hours=keep_replaced_hours)
         try:
             counts = copy.store.prune_stories(older_than_days, run_id)
-            copy.publish()
+            copy.publish(deleted=bool(counts.stories))
         finally:
             copy.discard()
     return counts
+
+
+# A file is written anew once more than half of it is free blocks and it is bigger than this.
+_REWRITE_ABOVE_BYTES = 32 * 2**20
+
+
+def mostly_free(db: Any) -> bool:
+    """Whether the database is mostly free blocks (blocks of deleted rows that DuckDB did not reuse)."""
+    _, _, block_size, total, used, free, *_ = db.execute("PRAGMA database_size").fetchall()[0]
+    return free > used and total * block_size > _REWRITE_ABOVE_BYTES
+
+
+def rewrite_database(path: Path) -> None:
+    """Write the database at `path` anew: in the storage format every DuckDB 1.x reads, without free blocks.
+    Its size is what the tables hold (the archive is in segments), so this costs little."""
+    import duckdb
+
+    legacy = path.with_name(path.name + ".legacy")
+    os.replace(path, legacy)
+    db = duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_VERSION})
+    db.execute(f"ATTACH {sql_string(legacy)} AS legacy (READ_ONLY)")
+    target = db.execute("SELECT current_database()").fetchall()[0][0]
+    db.execute(f'COPY FROM DATABASE legacy TO "{target}"')
+    db.execute("DETACH legacy")
+    db.close()
+    legacy.unlink()
