@@ -12,7 +12,8 @@ import numpy as np
 
 from pipeline.records import Article, ClosedStoryProbes, StoryOrigin
 from pipeline.store.rows import Reopening
-from pipeline.store.schema import Database, first_row
+from pipeline.store.schema import Database, first_row, sql_string
+from pipeline.store.segments import active_files
 
 # The two caches: table, the column naming what made the values, the value column, the values' dtype.
 _CACHES = {
@@ -23,6 +24,8 @@ _CACHES = {
 
 class RunLookups(Database):
     """What a run reads from the store before it clusters."""
+
+    segments: Path  # the folder of the archive's segments
 
     def stored_hashes(self, article_ids: list[str]) -> dict[str, str]:
         """Content hash of each of these ids that is already stored."""
@@ -57,18 +60,40 @@ class RunLookups(Database):
         return dict(zip(found.column("text_hash").to_pylist(), matrix, strict=True))
 
     def _cache_rows(self, kind: str, name: str, hashes: list[str], values: bool) -> Any:
-        """The cache rows of these text hashes under `name`, as an Arrow table (None: no hashes asked)."""
+        """The cache rows of these text hashes under `name`, as an Arrow table (None: no hashes asked).
+
+        From the hot rows and from only those segments that hold a wanted hash: finding them reads the hash
+        column alone, so a run does not decode the vectors of a million sealed texts to find its thousand."""
         if not hashes:
             return None
         table, name_column, value_column, _ = _CACHES[kind]
         selected = f"c.text_hash, c.{value_column} AS value" if values else "c.text_hash"
         self.db.register("wanted_hashes", _frame({"text_hash": hashes}))
-        found = self.db.sql(
-            f"SELECT {selected} FROM {table} c JOIN wanted_hashes w USING (text_hash) WHERE c.{name_column} = ?",
-            params=[name],
-        ).to_arrow_table()
-        self.db.unregister("wanted_hashes")
-        return found
+        try:
+            sources = [f"hot_{table}"] if self._has_table(f"hot_{table}") else [table]  # (a file before the archive)
+            paths = self._segment_paths(table) if sources[0] != table else []
+            if paths:
+                holding = self.db.execute(
+                    f"SELECT DISTINCT c.filename FROM read_parquet([{', '.join(map(sql_string, paths))}], "
+                    f"filename = true) c JOIN wanted_hashes w USING (text_hash) WHERE c.{name_column} = ? "
+                    "ORDER BY 1",
+                    [name],
+                ).fetchall()
+                if holding:
+                    sources.append(f"read_parquet([{', '.join(sql_string(path) for (path,) in holding)}])")
+            query = " UNION ALL ".join(
+                f"SELECT {selected} FROM {source} c JOIN wanted_hashes w USING (text_hash) WHERE c.{name_column} = ?"
+                for source in sources
+            )
+            return self.db.sql(query, params=[name] * len(sources)).to_arrow_table()
+        finally:
+            self.db.unregister("wanted_hashes")
+
+    def _segment_paths(self, view: str) -> list[Path]:
+        """The segment files the view `view` reads now (none in a file from before the archive)."""
+        if not self._has_table("segments"):
+            return []
+        return [self.segments / file for file in active_files(self.db, view)]
 
     def open_story_context(self, oldest: datetime | None, window_hours: float) -> list[dict[str, Any]]:
         """Members of the stories a batch whose oldest dated item is `oldest` may still join: dated stories
