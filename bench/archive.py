@@ -1,6 +1,7 @@
 """`make bench-archive`: a run's cost against everything stored before it (issue 22).
 
-Stores, each holding one earlier 400-item run of uci-news-head (as in the issue) on top of:
+Stores, each holding one earlier 400-item run of uci-news-head (as in the issue) on top of the following
+(and each synthetic archive also alone, without that run: only the archive then differs from `empty`):
 
 - nothing (`small`), or nothing at all (`empty`, without that run);
 - 20k, 100k or 1M older full-text articles, all their stories closed: synthetic (real ECB+ and gvc-val
@@ -256,6 +257,9 @@ def main() -> None:
             db = work / f"store-{size}.duckdb"
             if size:
                 copy_store(built, db)
+                alone = work / f"store-{size}-alone.duckdb"  # the archive alone: no recent stories to join
+                copy_store(built, alone)
+                stores[f"{size:,} older alone"] = alone
             seed_vectors(db, earlier, config, index, vectors)
             measured_run([earlier], db, what=" (the earlier run)")
             stores[name] = db
@@ -284,7 +288,7 @@ def main() -> None:
                     times.append(measured.seconds)
                     publishes.append(stages.get("publish", {}).get("seconds", 0.0))
                     extras.append(source.stat().st_size + written)  # the working copy, and the new segments
-                    if batch == "1,000 items" and rep == 0 and name != "empty":
+                    if batch == "1,000 items" and rep == 0 and name != "empty" and "alone" not in name:
                         found["readers"] = reader_seconds(db, work)
                     db.unlink()
                     shutil.rmtree(segment_folder(db), ignore_errors=True)
@@ -332,6 +336,9 @@ def main() -> None:
             "",
             "`unsealed`: the same store with every row in the database file, as before segments: each run copies "
             "the whole file.",
+            "",
+            "`alone`: the synthetic archive without the earlier 400-item run, so the new items find no recent "
+            "stories to join: only the archive differs from `empty`.",
             "",
             "Targets (issue 22): 400 items on 20k older articles ≤ 1.25× small; 1,000 items on 100k and 1M "
             "≤ 1.5× empty, with extra disk ≤ 10% of the store.",

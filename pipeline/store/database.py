@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline.store.lookups import RunLookups
 from pipeline.store.queries import ReaderQueries
 from pipeline.store.schema import Database
-from pipeline.store.segments import refresh_views, seal, segment_folder
+from pipeline.store.segments import refresh_views, seal, segment_folder, views_current
 from pipeline.store.writes import RunWrites
 
 
@@ -31,8 +31,9 @@ class Store(RunWrites, RunLookups, ReaderQueries, Database):
     ) -> None:
         super().__init__(path, read_only, create, wait_seconds)
         self.segments = segment_folder(Path(published or path))
-        if not read_only:
-            self.migrate()
+        # A writer migrates first, then points the views at the segments if they do not read them yet (a new
+        # file, a migration, or a store moved with its folder).
+        if not read_only and (self.migrate() or not views_current(self.db, self.segments)):
             refresh_views(self.db, self.segments)
 
     def seal(self, run_id: str, at_rows: int = 1) -> int:

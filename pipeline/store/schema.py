@@ -216,18 +216,21 @@ class Database:
             self.db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0]
         )
 
-    def migrate(self) -> None:
-        """Apply the migrations this file has not seen yet, each in its own transaction."""
+    def migrate(self) -> int:
+        """Apply the migrations this file has not seen yet, each in its own transaction; returns how many."""
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
         )
         done = {row[0] for row in self.db.execute("SELECT version FROM schema_migrations").fetchall()}
+        applied = 0
         for version, (name, sql) in enumerate(MIGRATIONS, start=1):
             if version in done:
                 continue
             with self.transaction():
                 self.db.execute(sql)
                 self.db.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+            applied += 1
+        return applied
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

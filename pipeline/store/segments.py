@@ -61,6 +61,19 @@ def refresh_views(db: Any, folder: Path) -> None:
         db.execute(f"COMMENT ON VIEW {name} IS {sql_string(comment)}")
 
 
+def views_current(db: Any, folder: Path) -> bool:
+    """Whether each archived view reads exactly its active segments at `folder` (a run opening the store need
+    not write the catalog anew: with hundreds of segments that, and its checkpoint, cost a tenth of a second)."""
+    for name in ARCHIVED:
+        found = db.execute("SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT internal", [name]).fetchall()
+        if not found:
+            return False
+        sql, files = found[0][0], active_files(db, name)
+        if sql.count(".parquet") != len(files) or not all(str(folder / file) in sql for file in files):
+            return False
+    return True
+
+
 def seal(db: Any, folder: Path, run_id: str, at_rows: int) -> int:
     """Once any hot table holds `at_rows` rows, write every non-empty hot table to a new segment and empty it.
     Returns the rows sealed. Runs on the writer's private copy: a segment written by a run that is killed
