@@ -131,7 +131,7 @@ def build_archive(target: Path, size: int, data: Path, config: Config, seed: int
             heads = pa.table(
                 {
                     "story_id": [f"s-arch-{s}" for s in stories],
-                    "headline": [title[(s * 5) - first] if s * 5 >= first else title[0] for s in stories],
+                    "headline": [title[s * 5 - first] for s in stories],  # its first member's title
                     "first_seen": pa.array([start + step * 5 * s for s in stories], pa.timestamp("us")),
                     "day": pa.array([(start + step * 5 * s).date() for s in stories], pa.date32()),
                 }
@@ -187,8 +187,6 @@ def unsealed_copy(source: Path, target: Path) -> None:
 
 def reader_seconds(db: Path, work: Path) -> dict[str, float]:
     """Seconds of the readers' commands on a store: report, export (Parquet), stories, and a prune of all."""
-    import subprocess
-
     from bench.common import measure
 
     cli = [sys.executable, "-m", "pipeline.cli"]
@@ -204,7 +202,8 @@ def reader_seconds(db: Path, work: Path) -> dict[str, float]:
         if result.returncode != 0:
             raise SystemExit(f"{name} failed: {result.stderr.strip().splitlines()[-1:]}")
         found[name] = result.seconds
-    subprocess.run(["rm", "-rf", str(work / "export"), str(work / "report.html")], check=True)
+    shutil.rmtree(work / "export", ignore_errors=True)
+    (work / "report.html").unlink(missing_ok=True)
     return found
 
 

@@ -12,14 +12,8 @@ import numpy as np
 
 from pipeline.records import Article, ClosedStoryProbes, StoryOrigin
 from pipeline.store.rows import Reopening
-from pipeline.store.schema import Database, first_row, sql_string
+from pipeline.store.schema import CACHES, Database, first_row, sql_string
 from pipeline.store.segments import active_files
-
-# The two caches: table, the column naming what made the values, the value column, the values' dtype.
-_CACHES = {
-    "vectors": ("embedding_cache", "model", "vector", np.float32),
-    "signatures": ("minhash_cache", "scheme", "signature", np.uint32),
-}
 
 
 class RunLookups(Database):
@@ -56,7 +50,7 @@ class RunLookups(Database):
         if found is None or not found.num_rows:
             return {}
         column = found.column("value").combine_chunks()
-        matrix = column.flatten().to_numpy().astype(_CACHES[kind][3]).reshape(found.num_rows, -1)
+        matrix = column.flatten().to_numpy().astype(CACHES[kind][3]).reshape(found.num_rows, -1)
         return dict(zip(found.column("text_hash").to_pylist(), matrix, strict=True))
 
     def _cache_rows(self, kind: str, name: str, hashes: list[str], values: bool) -> Any:
@@ -66,7 +60,7 @@ class RunLookups(Database):
         column alone, so a run does not decode the vectors of a million sealed texts to find its thousand."""
         if not hashes:
             return None
-        table, name_column, value_column, _ = _CACHES[kind]
+        table, name_column, value_column, _ = CACHES[kind]
         selected = f"c.text_hash, c.{value_column} AS value" if values else "c.text_hash"
         self.db.register("wanted_hashes", _frame({"text_hash": hashes}))
         try:

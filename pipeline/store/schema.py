@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.errors import LockedError, StoreError
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -159,6 +161,13 @@ MIGRATIONS: list[tuple[str, str]] = [
 # Files are written in the storage format of DuckDB 1.2, so every DuckDB from 1.2 on (CLIs, DBeaver,
 # notebooks, R) opens them; DuckDB 2.x writes a format 1.x cannot read unless asked.
 STORAGE_VERSION = "v1.2.0"
+
+# The two caches, by what they hold: the view (its recent rows in `hot_<view>`), the column naming what made
+# the values (model id, signature scheme), the value column, the values' dtype.
+CACHES = {
+    "vectors": ("embedding_cache", "model", "vector", np.float32),
+    "signatures": ("minhash_cache", "scheme", "signature", np.uint32),
+}
 
 
 def connect(path: Path, read_only: bool, wait_seconds: float) -> Any:

@@ -14,17 +14,11 @@ import numpy as np
 
 from pipeline.records import Article, Reject
 from pipeline.store.rows import PruneCounts
-from pipeline.store.schema import Database
+from pipeline.store.schema import CACHES, Database
 from pipeline.store.segments import remove_rows
 
 if TYPE_CHECKING:
     from pipeline.assign import StoryPlan
-
-# The two caches: the hot table, the column naming what made the values, the values' dtype.
-CACHE_TABLES = {
-    "vectors": ("hot_embedding_cache", np.float32),
-    "signatures": ("hot_minhash_cache", np.uint32),
-}
 
 
 class RunWrites(Database):
@@ -189,12 +183,12 @@ class RunWrites(Database):
             return
         import pyarrow as pa
 
-        table, dtype = CACHE_TABLES[kind]
+        table, _, _, dtype = CACHES[kind]
         keys = sorted(values)
         rows = pa.table({"text_hash": keys, "value": list_array(np.stack([values[k] for k in keys]).astype(dtype))})
         self.db.register("new_cache_rows", rows)
         self.db.execute(
-            f"INSERT INTO {table} SELECT ?, text_hash, value FROM new_cache_rows ON CONFLICT DO NOTHING", [name]
+            f"INSERT INTO hot_{table} SELECT ?, text_hash, value FROM new_cache_rows ON CONFLICT DO NOTHING", [name]
         )
         self.db.unregister("new_cache_rows")
 
