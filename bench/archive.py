@@ -41,7 +41,7 @@ from pipeline.dedup import signature_scheme
 from pipeline.embed import model_id
 from pipeline.stage import text_hash
 from pipeline.store import Store
-from pipeline.store.publish import rewrite_database
+from pipeline.store.publish import mostly_free, rewrite_database
 from pipeline.store.segments import segment_folder
 
 READERS = ["report", "export", "stories", "prune"]
@@ -253,6 +253,11 @@ def main() -> None:
             built = CACHE / f"archive-{BUILD_VERSION}-{size}.duckdb"
             if size and not built.exists():
                 build_archive(built, size, args.data, config)
+            if size:  # what the next run does to a store of an older storyclust: migrate, then write it anew
+                with Store(built) as store:
+                    compact = not mostly_free(store.db)
+                if not compact:
+                    rewrite_database(built)
             db = work / f"store-{size}.duckdb"
             if size:
                 copy_store(built, db)

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import Config, StoreConfig
 from pipeline.runner import run
-from pipeline.store import MIGRATIONS, prune
+from pipeline.store import MIGRATIONS, apply_migration, prune
 from pipeline.store.segments import ARCHIVED, segment_folder
 from tests.conftest import snapshot_reader
 
@@ -87,7 +89,8 @@ def test_sealed_rows_read_as_before_and_stories_are_the_same(tmp_path: Path) -> 
     files = rows(sealed, "SELECT file, segment_table, rows FROM segments WHERE replaced_at IS NULL ORDER BY file")
     assert sum(n for _, table, n in files if table == "articles") == 7
     on_disk = sorted(p.name for p in segment_folder(sealed).iterdir())
-    assert on_disk == [file for file, _, _ in files]
+    keyed = [f"{file}.keys" for file, table, _ in files if table != "rejects"]  # each with its key filter
+    assert on_disk == sorted([file for file, _, _ in files] + keyed)
     again = run([str(p) for p in paths], config(segment_rows=1), db=sealed)  # ids found in the segments
     assert (again.articles_new, again.already_stored) == (0, 7)
 
@@ -101,7 +104,7 @@ def test_a_database_from_before_the_archive_is_converted_by_the_next_run(tmp_pat
     with duckdb.connect(str(old)) as con:  # as storyclust wrote it before migration 6, with the same rows
         con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
         for version, (name, sql) in enumerate(MIGRATIONS[:5], start=1):
-            con.execute(sql)
+            apply_migration(con, sql)
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
         con.execute(f"ATTACH '{reference}' AS reference (READ_ONLY)")
         tables = [
@@ -122,6 +125,22 @@ def test_a_database_from_before_the_archive_is_converted_by_the_next_run(tmp_pat
     assert rows(old, "SELECT max(version) FROM schema_migrations") == [(len(MIGRATIONS),)]
     assert rows(old, "SELECT count(*) FROM hot_articles") == [(0,)]
     assert rows(old, "SELECT table_type FROM information_schema.tables WHERE table_name = 'articles'") == [("VIEW",)]
+    # Migration 7: the story tables without their key indexes, with their columns, NOT NULLs and comments.
+    keys = (
+        "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+        "AND table_name IN ('stories', 'story_members')"
+    )
+    assert rows(old, keys) == [(0,)]
+    described = (
+        "SELECT table_name, column_name, data_type, is_nullable, comment FROM duckdb_columns() "
+        "WHERE table_name IN ('stories', 'story_members') ORDER BY table_name, column_index"
+    )
+    assert rows(old, described) == rows(reference, described)
+    assert all(comment for *_, comment in rows(old, described) if _[1] in ("time_evidence", "event_first"))
+    assert (
+        rows(old, "SELECT count(*) FROM duckdb_tables() WHERE comment IS NOT NULL AND table_name LIKE 'stor%'")[0][0]
+        >= 2
+    )
 
 
 def test_prune_writes_segments_anew_and_keeps_the_replaced_ones_for_older_readers(tmp_path: Path) -> None:
@@ -192,7 +211,7 @@ def test_a_run_that_fails_while_sealing_leaves_the_store_as_it_was(tmp_path: Pat
     assert any(segment_folder(db).iterdir())  # the unpublished run's files, named by no database
     run([str(second)], config(segment_rows=1), db=db)
     named = {file for (file,) in rows(db, "SELECT file FROM segments")}
-    assert {p.name for p in segment_folder(db).iterdir()} == named
+    assert {p.name for p in segment_folder(db).iterdir() if not p.name.endswith(".keys")} == named
     assert rows(db, "SELECT count(*) FROM articles") == [(5,)]
 
 
@@ -217,3 +236,62 @@ def test_a_file_grown_by_sealed_rows_is_written_anew_with_everything_in_it(tmp_p
     assert rows(db, "SELECT count(*), count(DISTINCT article_id) FROM articles") == [(30000, 30000)]
     assert rows(db, "SELECT count(*) FROM story_names") == [(30000,)]
     assert rows(db, "SELECT comment FROM duckdb_views() WHERE view_name = 'articles'")[0][0]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=0, max_size=300, unique=True), st.data())
+def test_a_key_filter_never_misses_a_key_it_holds(keys: list[str], data: st.DataObject) -> None:
+    from pipeline.store.keyfilters import build_filter, key_hashes, may_hold_any
+
+    bloom = build_filter(keys)
+    for key in data.draw(st.lists(st.sampled_from(keys), max_size=20)) if keys else []:
+        assert may_hold_any(bloom, *key_hashes([key]))
+    assert may_hold_any(bloom, *key_hashes(keys)) == bool(keys)
+
+
+def test_a_key_filter_names_a_segment_without_the_key_rarely() -> None:
+    from pipeline.store.keyfilters import build_filter, key_hashes, may_hold_any
+
+    bloom = build_filter([f"held-{k}" for k in range(5000)])
+    false = sum(may_hold_any(bloom, *key_hashes([f"other-{k}"])) for k in range(20000))
+    assert false / 20000 < 0.02  # about 1% at 10 bits and 7 probes per key
+
+
+def test_lookups_read_only_the_segments_that_may_hold_the_keys(tmp_path: Path) -> None:
+    from pipeline.store import Store
+    from pipeline.store.keyfilters import files_holding, filter_path
+
+    db = tmp_path / "news.duckdb"
+    for path in write_slices(tmp_path):
+        run([str(path)], config(segment_rows=1), db=db)
+    folder = segment_folder(db)
+    files = [file for (file,) in rows(db, "SELECT file FROM segments WHERE segment_table = 'articles' ORDER BY file")]
+    assert len(files) == 3 and all(filter_path(folder, file).exists() for file in files)
+    holding_q3 = [
+        f for f in files if rows(db, f"SELECT count(*) FROM read_parquet('{folder / f}') WHERE article_id = 'q3'")[0][0]
+    ]
+    assert files_holding(folder, files, ["q3"]) == holding_q3  # (the other two: no false positive here)
+    with Store(db, read_only=True) as store:
+        assert store.stored_hashes(["q3", "nope"]).keys() == {"q3"}
+        assert store.story_of_articles(["q1", "q3", "nope"]).keys() == {"q1", "q3"}
+        story = store.story_of_articles(["q3"])["q3"]
+        assert "q3" in {row["article_id"] for row in store.story_members_of([story])}
+
+
+def test_segments_without_key_filters_are_read_whole_and_filtered_by_the_next_run(tmp_path: Path) -> None:
+    from pipeline.store import Store
+
+    first, second, third = write_slices(tmp_path)
+    db = tmp_path / "news.duckdb"
+    run([str(first)], config(segment_rows=1), db=db)
+    run([str(second)], config(segment_rows=1), db=db)
+    folder = segment_folder(db)
+    for lost in folder.glob("*.keys"):  # as sealed before filters, or the filters lost
+        lost.unlink()
+    (folder / "articles-x.parquet.keys").write_bytes(b"SCKF")  # a torn filter of no segment
+    with Store(db, read_only=True) as store:  # every segment read whole
+        assert store.stored_hashes(["q1", "r2", "nope"]).keys() == {"q1", "r2"}
+    repeat = run([str(first), str(second), str(third)], config(segment_rows=1), db=db)
+    assert (repeat.articles_new, repeat.already_stored) == (2, 5)
+    named = rows(db, "SELECT file FROM segments WHERE segment_table <> 'rejects' AND replaced_at IS NULL")
+    assert sorted(p.name for p in folder.glob("*.keys")) == sorted(f"{file}.keys" for (file,) in named)

@@ -18,7 +18,7 @@ from pipeline.cli import main
 from pipeline.config import Config, StoreConfig
 from pipeline.errors import LockedError
 from pipeline.runner import run
-from pipeline.store import MIGRATIONS, STORAGE_VERSION
+from pipeline.store import MIGRATIONS, STORAGE_VERSION, apply_migration
 from tests.conftest import snapshot_reader
 
 ITEMS = [
@@ -74,7 +74,7 @@ def test_a_file_in_duckdb_2_format_is_rewritten_in_the_compatible_one(source: Pa
     with duckdb.connect(str(db)) as con:  # as storyclust before this change wrote it
         con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
         for version, (name, sql) in enumerate(MIGRATIONS, start=1):
-            con.execute(sql)
+            apply_migration(con, sql)
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
         con.execute("INSERT INTO runs (run_id, status, started_at) VALUES ('r-old', 'ok', now())")
     run([str(source)], quick(), db=db)

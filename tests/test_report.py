@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.report import render_report, write_report
-from pipeline.store import MIGRATIONS, Store
+from pipeline.store import MIGRATIONS, Store, apply_migration
 from tests.conftest import ROOT, SAMPLE
 
 EVIL = '<script>alert("x")</script> & "Co"'
@@ -185,7 +185,7 @@ def test_report_of_a_database_before_the_evidence_columns(db: Path) -> None:
     con = duckdb.connect(str(db))
     con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
     for version, (name, sql) in enumerate(MIGRATIONS[:2], start=1):
-        con.execute(sql)
+        apply_migration(con, sql)
         con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
     con.execute(
         "INSERT INTO articles (article_id, title, content_hash, run_id, ingested_at) VALUES ('a', 'T', 'h', 'r', now())"

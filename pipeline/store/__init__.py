@@ -13,12 +13,13 @@ from pipeline.store.lookups import article_from_row
 from pipeline.store.publish import WorkingCopy, database_lock, disk_errors, prune
 from pipeline.store.queries import COPY_OPTIONS, EXPORTS
 from pipeline.store.rows import MemberEvidence, PruneCounts, SourceCount, StoryHead, Summary
-from pipeline.store.schema import MIGRATIONS, STORAGE_VERSION
+from pipeline.store.schema import MIGRATIONS, STORAGE_VERSION, apply_migration
 
 __all__ = [
     "COPY_OPTIONS",
     "EXPORTS",
     "MIGRATIONS",
+    "apply_migration",
     "STORAGE_VERSION",
     "MemberEvidence",
     "PruneCounts",

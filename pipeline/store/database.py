@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.store.keyfilters import add_missing_filters
 from pipeline.store.lookups import RunLookups
 from pipeline.store.queries import ReaderQueries
 from pipeline.store.schema import Database
@@ -32,9 +33,11 @@ class Store(RunWrites, RunLookups, ReaderQueries, Database):
         super().__init__(path, read_only, create, wait_seconds)
         self.segments = segment_folder(Path(published or path))
         # A writer migrates first, then points the views at the segments if they do not read them yet (a new
-        # file, a migration, or a store moved with its folder).
-        if not read_only and (self.migrate() or not views_current(self.db, self.segments)):
-            refresh_views(self.db, self.segments)
+        # file, a migration, or a store moved with its folder), and filters the segments sealed without one.
+        if not read_only:
+            if self.migrate() or not views_current(self.db, self.segments):
+                refresh_views(self.db, self.segments)
+            add_missing_filters(self.db, self.segments)
 
     def seal(self, run_id: str, at_rows: int = 1) -> int:
         """Seal the hot rows into Parquet segments once a hot table holds `at_rows` (see `segments.seal`)."""

@@ -1,6 +1,6 @@
 """The run's reads: which input is stored already, cached vectors and signatures, and the stories new
-items may join (open ones, and closed ones their names and dates point to). Through the archived views, so
-hot rows and sealed segments alike."""
+items may join (open ones, and closed ones their names and dates point to). From the hot rows and the sealed
+segments alike: the lookups by key read only the segments whose key filter may hold a wanted key."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.records import Article, ClosedStoryProbes, StoryOrigin
+from pipeline.store.keyfilters import KEY_COLUMNS, files_holding
 from pipeline.store.rows import Reopening
 from pipeline.store.schema import CACHES, Database, first_row, sql_string
 from pipeline.store.segments import active_files
@@ -23,14 +24,10 @@ class RunLookups(Database):
 
     def stored_hashes(self, article_ids: list[str]) -> dict[str, str]:
         """Content hash of each of these ids that is already stored."""
-        if not article_ids:
+        found = self._keyed_rows("articles", "c.article_id, c.content_hash", article_ids)
+        if found is None:
             return {}
-        self.db.register("wanted_ids", _frame({"article_id": article_ids}))
-        rows = self.db.execute(
-            "SELECT a.article_id, a.content_hash FROM articles a JOIN wanted_ids w USING (article_id)"
-        ).fetchall()
-        self.db.unregister("wanted_ids")
-        return dict(rows)
+        return dict(zip(found.column("article_id").to_pylist(), found.column("content_hash").to_pylist(), strict=True))
 
     def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
         return self._cached_arrays("vectors", model, hashes)
@@ -54,40 +51,39 @@ class RunLookups(Database):
         return dict(zip(found.column("text_hash").to_pylist(), matrix, strict=True))
 
     def _cache_rows(self, kind: str, name: str, hashes: list[str], values: bool) -> Any:
-        """The cache rows of these text hashes under `name`, as an Arrow table (None: no hashes asked).
-
-        From the hot rows and from only those segments that hold a wanted hash: finding them reads the hash
-        column alone, so a run does not decode the vectors of a million sealed texts to find its thousand."""
-        if not hashes:
-            return None
+        """The cache rows of these text hashes under `name`, as an Arrow table (None: no hashes asked)."""
         table, name_column, value_column, _ = CACHES[kind]
         selected = f"c.text_hash, c.{value_column} AS value" if values else "c.text_hash"
-        self.db.register("wanted_hashes", _frame({"text_hash": hashes}))
-        try:
-            sources = [f"hot_{table}"] if self._has_table(f"hot_{table}") else [table]  # (a file before the archive)
-            paths = self._segment_paths(table) if sources[0] != table else []
-            if paths:
-                holding = self.db.execute(
-                    f"SELECT DISTINCT c.filename FROM read_parquet([{', '.join(map(sql_string, paths))}], "
-                    f"filename = true) c JOIN wanted_hashes w USING (text_hash) WHERE c.{name_column} = ? "
-                    "ORDER BY 1",
-                    [name],
-                ).fetchall()
-                if holding:
-                    sources.append(f"read_parquet([{', '.join(sql_string(path) for (path,) in holding)}])")
-            query = " UNION ALL ".join(
-                f"SELECT {selected} FROM {source} c JOIN wanted_hashes w USING (text_hash) WHERE c.{name_column} = ?"
-                for source in sources
-            )
-            return self.db.sql(query, params=[name] * len(sources)).to_arrow_table()
-        finally:
-            self.db.unregister("wanted_hashes")
+        return self._keyed_rows(table, selected, hashes, f"c.{name_column} = ?", [name])
 
-    def _segment_paths(self, view: str) -> list[Path]:
-        """The segment files the view `view` reads now (none in a file from before the archive)."""
-        if not self._has_table("segments"):
-            return []
-        return [self.segments / file for file in active_files(self.db, view)]
+    def _keyed_rows(
+        self, view: str, columns: str, keys: list[str], where: str = "", params: list[Any] | None = None
+    ) -> Any:
+        """The rows of the archived `view` whose key (`keyfilters.KEY_COLUMNS`) is one of `keys`, as an Arrow
+        table of `columns` (SQL over the alias `c`), filtered by `where` (None: no keys asked).
+
+        From the hot rows and from only the segments whose key filter may hold a wanted key, so a run
+        reading its thousand keys does not read the key column of a million sealed rows; in a file from
+        before the archive, from the table itself."""
+        if not keys:
+            return None
+        key = KEY_COLUMNS[view]
+        self.db.register("wanted_keys", _frame({key: sorted(set(keys))}))
+        try:
+            sources = [view]
+            if self._has_table(f"hot_{view}"):
+                sources = [f"hot_{view}"]
+                files = files_holding(self.segments, active_files(self.db, view), keys)
+                if files:
+                    paths = ", ".join(sql_string(self.segments / file) for file in files)
+                    sources.append(f"read_parquet([{paths}], union_by_name = true)")
+            condition = f" WHERE {where}" if where else ""
+            query = " UNION ALL ".join(
+                f"SELECT {columns} FROM {source} c JOIN wanted_keys USING ({key}){condition}" for source in sources
+            )
+            return self.db.sql(query, params=(params or []) * len(sources)).to_arrow_table()
+        finally:
+            self.db.unregister("wanted_keys")
 
     def open_story_context(self, oldest: datetime | None, window_hours: float) -> list[dict[str, Any]]:
         """Members of the stories a batch whose oldest dated item is `oldest` may still join: dated stories
@@ -193,25 +189,39 @@ class RunLookups(Database):
         return self._member_articles("list_contains(?, s.story_id)", [story_ids])
 
     def _member_articles(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
-        result = self.db.execute(
-            f"""
-            SELECT a.article_id, a.title, a.text, a.title_raw, a.text_raw, a.source, a.url, a.published_at,
-                   a.content_hash, a.notes, a.input_file, a.input_line, m.story_id
-            FROM stories s JOIN story_members m USING (story_id) JOIN articles a USING (article_id)
-            WHERE {where} ORDER BY a.article_id
-            """,
-            params,
-        )
-        names = [column[0] for column in result.description]
-        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        """The member articles of the stories matching `where` (over `stories s`), by article id: the ids
+        from the story tables, then only those articles (`_keyed_rows`)."""
+        members = self.db.sql(
+            f"SELECT m.article_id, m.story_id FROM stories s JOIN story_members m USING (story_id) WHERE {where}",
+            params=params,
+        ).to_arrow_table()
+        found = self._keyed_rows("articles", _ARTICLE_COLUMNS, members.column("article_id").to_pylist())
+        if found is None:
+            return []
+        self.db.register("member_ids", members)
+        self.db.register("member_rows", found)
+        try:
+            result = self.db.execute(
+                "SELECT r.*, m.story_id FROM member_rows r JOIN member_ids m USING (article_id) ORDER BY r.article_id"
+            )
+            names = [column[0] for column in result.description]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        finally:
+            self.db.unregister("member_ids")
+            self.db.unregister("member_rows")
 
     def story_of_articles(self, article_ids: list[str]) -> dict[str, str | None]:
         """The story of each stored article (None: stored but in no story); unknown ids are missing."""
-        rows = self.db.execute(
-            "SELECT a.article_id, m.story_id FROM articles a LEFT JOIN story_members m USING (article_id) "
-            "WHERE list_contains(?, a.article_id)",
-            [article_ids],
-        ).fetchall()
+        found = self._keyed_rows("articles", "c.article_id", article_ids)
+        if found is None:
+            return {}
+        self.db.register("stored_ids", found)
+        try:
+            rows = self.db.execute(
+                "SELECT f.article_id, m.story_id FROM stored_ids f LEFT JOIN story_members m USING (article_id)"
+            ).fetchall()
+        finally:
+            self.db.unregister("stored_ids")
         return dict(rows)
 
     def story_created(self, story_ids: list[str]) -> dict[str, StoryOrigin]:
@@ -248,6 +258,13 @@ def article_from_row(row: dict[str, Any]) -> Article:
         line=row["input_line"] or 0,
         notes=list(row["notes"] or []),
     )
+
+
+# The columns of an article row (`article_from_row`).
+_ARTICLE_COLUMNS = (
+    "c.article_id, c.title, c.text, c.title_raw, c.text_raw, c.source, c.url, c.published_at, c.content_hash, "
+    "c.notes, c.input_file, c.input_line"
+)
 
 
 def _frame(columns: dict[str, list[Any]]) -> Any:

@@ -10,6 +10,7 @@ import fcntl
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -88,8 +89,14 @@ class WorkingCopy:
         self.path, self.run_id, self.segment_rows = path, run_id, segment_rows
         self.sealed_rows = 0
         self.work = path.with_name(f"{path.name}.{run_id}.tmp")
+        self._written_back: threading.Thread | None = None
         try:
             self.source_state, self.copy_seconds = self._copy_out(wait_seconds)
+            if self.source_state is not None:
+                # The copied bytes go to disk while the run works, not in the checkpoint at its end (0.2 s
+                # of a 1,000-item run at a million stored articles was the copy's pages reaching the disk).
+                self._written_back = threading.Thread(target=_write_back, args=(self.work,), daemon=True)
+                self._written_back.start()
             self.stale, self.interrupted = self._sweep()
             self.store = Store(self.work, published=path)
             if storage_version(self.store.db).startswith("v2"):
@@ -149,6 +156,8 @@ class WorkingCopy:
         `deleted`, the copy is written anew first: DuckDB keeps the blocks of deleted rows in the file (75 MB
         of tables grew to 7.4 GB over 200 seals), and every later run would copy them."""
         start = time.perf_counter()
+        if self._written_back is not None:
+            self._written_back.join()
         self.sealed_rows = self.store.seal(self.run_id, self.segment_rows)
         self.store.db.execute("CHECKPOINT")
         if self.sealed_rows or deleted or mostly_free(self.store.db):
@@ -178,6 +187,17 @@ class WorkingCopy:
         self.work.unlink(missing_ok=True)
         for left in (f"{self.work}.wal", f"{self.work}.legacy"):
             Path(left).unlink(missing_ok=True)
+
+
+def _write_back(path: Path) -> None:
+    """Flush a file's written pages to disk (in a thread: the wait is on the disk, not on this process).
+    A failure here shows again, and is reported, in the checkpoint and the sync of the publish."""
+    with suppress(OSError):
+        handle = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
 
 
 def prune(

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pipeline.store.keyfilters import SUFFIX, filter_path, write_filter
 from pipeline.store.schema import sql_string
 
 # View name -> what it holds (its comment; the hot table is `hot_<name>`).
@@ -86,7 +87,7 @@ def seal(db: Any, folder: Path, run_id: str, at_rows: int) -> int:
     for name, rows in counts.items():
         if rows:
             file = f"{name}-{run_id}.parquet"
-            _write_segment(db, folder / file, f"SELECT * FROM hot_{name}{_ORDER[name]}")
+            _write_segment(db, folder / file, f"SELECT * FROM hot_{name}{_ORDER[name]}", name)
             written.append((file, name, rows))
     _sync_folder(folder)
     db.execute("BEGIN TRANSACTION")
@@ -112,7 +113,9 @@ def remove_rows(db: Any, folder: Path, name: str, doomed: str, run_id: str) -> i
             continue
         if hit < total:
             kept = f"{name}-{run_id}-{number}.parquet"
-            _write_segment(db, folder / kept, f"SELECT * FROM read_parquet({source}) WHERE ({doomed}) IS NOT TRUE")
+            _write_segment(
+                db, folder / kept, f"SELECT * FROM read_parquet({source}) WHERE ({doomed}) IS NOT TRUE", name
+            )
             _register(db, folder, kept, name, total - hit, run_id)
         db.execute("UPDATE segments SET replaced_at = ? WHERE file = ?", [datetime.now(), file])
         removed += hit
@@ -129,6 +132,7 @@ def sweep(db: Any, folder: Path, keep_replaced_hours: float) -> None:
     if not folder.is_dir():
         return
     known = {file for (file,) in db.execute("SELECT file FROM segments").fetchall()}
+    known |= {file + SUFFIX for file in known}
     for path in folder.iterdir():
         if path.name not in known:
             path.unlink(missing_ok=True)
@@ -136,6 +140,7 @@ def sweep(db: Any, folder: Path, keep_replaced_hours: float) -> None:
     expired = db.execute("SELECT file FROM segments WHERE replaced_at < ?", [cutoff]).fetchall()
     for (file,) in expired:
         (folder / file).unlink(missing_ok=True)
+        filter_path(folder, file).unlink(missing_ok=True)
         db.execute("DELETE FROM segments WHERE file = ?", [file])
 
 
@@ -144,13 +149,15 @@ def archive_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.iterdir()) if folder.is_dir() else 0
 
 
-def _write_segment(db: Any, path: Path, select: str) -> None:
-    """Write the rows of `select` to a Parquet file, durably, under its final name only once complete."""
+def _write_segment(db: Any, path: Path, select: str, name: str) -> None:
+    """Write the rows of `select` to a Parquet file of view `name`, durably, under its final name only once
+    complete; then the filter of its keys (`pipeline.store.keyfilters`)."""
     partial = path.with_name(path.name + ".partial")
     db.execute(f"COPY ({select}) TO {sql_string(partial)} (FORMAT parquet, COMPRESSION zstd)")
     with open(partial, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(partial, path)
+    write_filter(db, path.parent, path.name, name)
 
 
 def _register(db: Any, folder: Path, file: str, name: str, rows: int, run_id: str) -> None:

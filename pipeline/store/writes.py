@@ -110,6 +110,17 @@ class RunWrites(Database):
         if plan.stories:
             stories = pa.Table.from_pylist(plan.stories)
             db.register("touched_stories", stories)
+            # Stored stories updated, new ones added (the table has no key index to upsert on: see migration 7).
+            db.execute(
+                """
+                UPDATE stories SET headline = t.headline, headline_article_id = t.headline_article_id,
+                    headline_kind = t.headline_kind, headline_reason = t.headline_reason, size = t.size,
+                    sources = t.sources, first_seen = t.first_seen, last_seen = t.last_seen, updated_run_id = ?,
+                    updated_at = t.updated_at, event_first = t.event_first, event_last = t.event_last
+                FROM touched_stories t WHERE stories.story_id = t.story_id
+                """,
+                [run_id],
+            )
             db.execute(
                 """
                 INSERT INTO stories (story_id, headline, headline_article_id, headline_kind, size, sources, first_seen,
@@ -117,14 +128,7 @@ class RunWrites(Database):
                     event_first, event_last)
                 SELECT story_id, headline, headline_article_id, headline_kind, size, sources,
                     first_seen, last_seen, 'open', NULL, ?, ?, updated_at, headline_reason, event_first, event_last
-                FROM touched_stories
-                ON CONFLICT (story_id) DO UPDATE SET headline = excluded.headline,
-                    headline_article_id = excluded.headline_article_id, headline_kind = excluded.headline_kind,
-                    headline_reason = excluded.headline_reason,
-                    size = excluded.size, sources = excluded.sources, first_seen = excluded.first_seen,
-                    last_seen = excluded.last_seen, updated_run_id = excluded.updated_run_id,
-                    updated_at = excluded.updated_at, event_first = excluded.event_first,
-                    event_last = excluded.event_last
+                FROM touched_stories WHERE story_id NOT IN (SELECT story_id FROM stories)
                 """,
                 [run_id, run_id],
             )
