@@ -7,11 +7,13 @@ and each touched story gets its canonical headline.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,9 +74,13 @@ def assign_stories(
         first_seen, created_run = (origin.first_seen, origin.run_id) if origin else (None, "")
         return (first_seen is None, first_seen or datetime.min, created_run or "", story_id)
 
-    for indices in members_by_part(labels, np.ones(int(labels.max(initial=-1)) + 1, dtype=bool)):
-        new_indices = [int(i) for i in indices if i >= n_context]
-        stories = sorted({story_of[int(i)] for i in indices if i < n_context}, key=age_key)
+    # The founding order of new items: publication time (undated last), then article id.
+    founding = [(a.published_at is None, a.published_at or datetime.min, a.article_id) for a in items]
+    for part in members_by_part(labels, np.ones(int(labels.max(initial=-1)) + 1, dtype=bool)):
+        indices = part.tolist()  # sorted: the open stories' members (below n_context) first
+        split = bisect.bisect_left(indices, n_context)
+        new_indices = indices[split:]
+        stories = sorted({story_of[i] for i in indices[:split]}, key=age_key)
         if not new_indices and len(stories) <= 1:
             continue  # nothing new here: the story stays exactly as it is
         if stories:
@@ -85,18 +91,10 @@ def assign_stories(
             for absorbed in stories[1:]:
                 plan.merges[absorbed] = survivor
         else:
-            founder = min(
-                new_indices,
-                key=lambda i: (
-                    items[i].published_at is None,
-                    items[i].published_at or datetime.min,
-                    items[i].article_id,
-                ),
-            )
+            founder = min(new_indices, key=founding.__getitem__)
             survivor = story_id_for(items[founder].article_id)
             plan.created.add(survivor)
-        for i in indices:
-            story_of[int(i)] = survivor
+        story_of.update(dict.fromkeys(indices, survivor))
         plan.touched.add(survivor)
 
     by_story: dict[str, list[int]] = {}
@@ -165,7 +163,7 @@ def assign_stories(
                     "first_seen": min(dates) if dates else None,
                     "last_seen": max(dates) if dates else None,
                     "updated_at": now,
-                    "names": rarest_names([items[i].content for i in members]),
+                    "names": rarest_names([evidence.contents[i] for i in members]),
                     **event_span([features.dates.item_dates[i] for i in members], features.dates.mention[members]),
                 }
             )
@@ -191,7 +189,8 @@ class _MemberEvidence:
         from pipeline.similarity import entity_tokens
 
         member_vectors = self.vectors[members]
-        centroid = member_vectors.mean(axis=0)
+        # The mean of one vector is that vector (a copy: the division below is in place).
+        centroid = member_vectors[0].copy() if len(members) == 1 else member_vectors.mean(axis=0)
         centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
         nearest: list[int | None] = [None] * len(members)
         nearest_similarity: list[float | None] = [None] * len(members)
@@ -205,13 +204,14 @@ class _MemberEvidence:
             nearest = best.tolist()
             nearest_similarity = [round(x, 4) for x in pairwise[np.arange(len(members)), best].tolist()]
             found = {content: set(entity_tokens(content)) for content in names_of}
-            counts = Counter(name for content in contents for name in found[content])
+            counts = Counter(chain.from_iterable(map(found.__getitem__, contents)))
             shared = sorted(name for name, count in counts.items() if count >= len(members) / 2)
             names_of = {
                 content: ([n for n in shared if n in names], [n for n in shared if n not in names])
                 for content, names in found.items()
             }
         rows = []
+        items, isnan = self.items, math.isnan
         for position, i in enumerate(members):
             if i < n_context:
                 continue
@@ -221,13 +221,13 @@ class _MemberEvidence:
             rows.append(
                 {
                     "story_id": story,
-                    "article_id": self.items[i].article_id,
+                    "article_id": items[i].article_id,
                     "similarity": round(float(member_vectors[position] @ centroid), 4),
-                    "nearest_article_id": self.items[members[closest]].article_id if closest is not None else None,
+                    "nearest_article_id": items[members[closest]].article_id if closest is not None else None,
                     "nearest_similarity": nearest_similarity[position],
-                    "near_duplicate_group": self.items[copy_of].article_id if copy_of >= 0 else None,
-                    "story_similarity": None if math.isnan(fit) else round(fit, 4),
-                    "date_agreement": None if math.isnan(agreement) else round(agreement, 4),
+                    "near_duplicate_group": items[copy_of].article_id if copy_of >= 0 else None,
+                    "story_similarity": None if isnan(fit) else round(fit, 4),
+                    "date_agreement": None if isnan(agreement) else round(agreement, 4),
                     "event_dates": self.item_dates[i],
                     "shared_names": list(shared_names),  # each row its own lists
                     "missing_names": list(missing_names),

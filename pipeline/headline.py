@@ -4,7 +4,8 @@ A desk editor labels a story with the title that states the event in the words t
 and complete, naming who did what where. So each titled member is scored by
 
 - `agreement`: how much its words and the other reports' titles and first sentences have in common (mean
-  Dice coefficient of their word sets, the nearest `MAX_REFERENCES` members to the story's centre), and
+  Dice coefficient of their word sets, the nearest `MAX_REFERENCES` members to the story's centre; its own
+  first sentence counts half), and
 - `consensus`: the facts it carries (terms weighted by their reference weight, see
   `pipeline.similarity.term_weights`, and by how many members name them): `coverage` of the names and numbers
   that most members give, and the `precision` of its words, combined as their harmonic mean,
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import functools
 import re
+import string
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -67,15 +70,36 @@ _FULL_DATE = re.compile(
     re.IGNORECASE,
 )
 _TWO_DIGITS_END = re.compile(r"\d\d\b")
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    label: re.Pattern[str]
+    date_mark: re.Pattern[str]
+    date_word: re.Pattern[str]
+    full_date: re.Pattern[str]
+    has_digit: Callable[[str], object]
+
+
+_ANY_CASE = _Patterns(_LABEL, _DATE_MARK, _DATE_WORD, _FULL_DATE, lambda text: any(map(str.isdigit, text)))
+# The same patterns without IGNORECASE, for a lower-cased ASCII title: they spell their letters in lower case, and
+# in ASCII lower-casing is what IGNORECASE matches (several times faster on the alternations of calendar words).
+_LOWER = _Patterns(
+    *(re.compile(p.pattern) for p in (_LABEL, _DATE_MARK, _DATE_WORD, _FULL_DATE)), re.compile("[0-9]").search
+)
+_ASCII_LETTERS = (string.ascii_letters).encode("ascii")
+_ASCII_CAPITALS = (string.ascii_uppercase).encode("ascii")
 # A trailing site name: a separator, then a segment naming an outlet (a domain, a broadcaster's call letters,
 # or an outlet word), and everything after it: " - KXLF.com | Continuous News | Butte, Montana".
 _SITE_SEPARATOR = re.compile(r"\s*:\s+|\s+(?:[-|–—]|::)\s+")
+_SEPARATOR_MARKS = ":-|–—"
 _SITE_SEGMENT = re.compile(
     r"[\w-]+\.(?:com|net|org|co\.uk|tv|news)\b|\b(?:News|Online|TV|Channel|Radio|Station)\b|^[KW][A-Z]{2,4}[A-Za-z]*\d{0,2}\b"
 )
 _MAX_SITE_WORDS = 12
 MAX_REFERENCES = 16  # members a title is compared with: those nearest the story's centre
 _AGREEMENT_WEIGHT = 2 / 3  # agreement against consensus
+OWN_LEAD_WEIGHT = 0.5  # a member's own first sentence as a reference of its title: one outlet's word, half a report
 _WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
 
 
@@ -109,16 +133,20 @@ def title_terms(text: str) -> frozenset[str]:
     """The content terms of a text: lower-cased words and numbers without stop words."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+    if text.isascii():  # lower-casing ASCII changes no word boundary: one call for the whole text
+        return frozenset(_TERM.findall(text.lower())).difference(ENGLISH_STOP_WORDS)
     lowered = map(str.lower, _TERM.findall(text))
-    return frozenset(token.replace(",", "") for token in lowered if token not in ENGLISH_STOP_WORDS)
+    return frozenset(token for token in lowered if token not in ENGLISH_STOP_WORDS)
 
 
 _TERM = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]")
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def without_site_name(title: str) -> str:
     """`title` without a trailing site name (and a dangling separator); unchanged when under 3 words would remain."""
-    if not _SITE_SEPARATOR.search(title):  # most titles: no separator, so no trailing segment
+    # Most titles: no separator (each has a colon, a dash, a bar or "::"), so no trailing segment.
+    if not any(map(title.__contains__, _SEPARATOR_MARKS)) or not _SITE_SEPARATOR.search(title):
         return title.rstrip(" -|–—").strip() or title
     parts = _SITE_SEPARATOR.split(title)
     end = 0
@@ -135,10 +163,16 @@ def without_site_name(title: str) -> str:
 def is_date_line(title: str) -> bool:
     """A title that says when, not what: it names a date or time, and fewer than 3 (or a third) of its words are
     not date words."""
-    if not any(map(str.isdigit, title)) or not _DATE_MARK.search(title):  # a date line has a number
+    if title.isascii():  # the same tests on the lower-cased text, without IGNORECASE (see `_Lowered`)
+        return _is_date_line(title.lower(), _LOWER)
+    return _is_date_line(title, _ANY_CASE)
+
+
+def _is_date_line(title: str, patterns: _Patterns) -> bool:
+    if not patterns.has_digit(title) or not patterns.date_mark.search(title):  # a date line has a number
         return False
     words = title.split()
-    rest = sum(1 for word in words if not _DATE_WORD.fullmatch(word))
+    rest = sum(1 for word in words if not patterns.date_word.fullmatch(word))
     return rest < 3 or rest * 3 < len(words)
 
 
@@ -149,11 +183,15 @@ def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
     words = len(title.split())
     if title.rstrip().endswith("?"):
         reasons.append("a question")
-    if _LABEL.search(title) or _LABEL_PREFIX.match(title):
+    ascii_title = title.isascii()
+    text, patterns = (title.lower(), _LOWER) if ascii_title else (title, _ANY_CASE)
+    if patterns.label.search(text) or _LABEL_PREFIX.match(title):
         reasons.append("a label, teaser or opinion")
-    if is_date_line(title):
+    if _is_date_line(text, patterns):
         reasons.append("a date line")
-    elif _TWO_DIGITS_END.search(title) and _FULL_DATE.search(title):  # a full date ends in two digits: cheap test first
+    elif _TWO_DIGITS_END.search(title) and patterns.full_date.search(
+        text
+    ):  # a full date ends in two digits: cheap test first
         reasons.append("dated")
     if truncated:
         reasons.append("cut")
@@ -161,17 +199,16 @@ def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
         reasons.append("too short")
     if words > _LONG_WORDS:
         reasons.append("too long")
-    letters = sum(map(str.isalpha, title))
-    if letters >= 8 and _capitals(title) > 0.6 * letters:
+    if ascii_title:  # ASCII letters and capitals: what the bytes lose when they are deleted
+        data = title.encode("ascii")
+        letters = len(data) - len(data.translate(None, _ASCII_LETTERS))
+        capitals = len(data) - len(data.translate(None, _ASCII_CAPITALS))
+    else:
+        letters = sum(map(str.isalpha, title))
+        capitals = sum(1 for c in title if c.isalpha() and c.isupper())  # "Ⓐ" and "Ⅷ" are upper case but no letters
+    if letters >= 8 and capitals > 0.6 * letters:
         reasons.append("all capitals")
     return 0.5 ** len(reasons), tuple(reasons)
-
-
-def _capitals(title: str) -> int:
-    """Upper-case letters: in ASCII every upper-case character is a letter, so no per-character test."""
-    if title.isascii():
-        return sum(map(str.isupper, title))
-    return sum(1 for c in title if c.isalpha() and c.isupper())  # "Ⓐ" and "Ⅷ" are upper case but no letters
 
 
 @dataclass(frozen=True)
@@ -183,33 +220,36 @@ class TitleScore:
     precision: float
     problems: tuple[str, ...]
     fit: float = 0.0  # harmonic mean of coverage and precision, before the style penalty
-    agreement: float = 0.0  # mean share of words with the other reports' titles and first sentences
+    agreement: float = 0.0  # mean share of words with the other titles and the first sentences (its own: half)
 
 
 def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
     """`TitleScore` of every candidate's title against all members (title and body) of the story."""
     from pipeline.similarity import entity_tokens, term_weights
 
-    contents = [f"{c.title}\n{c.text}".strip() for c in candidates]
+    n = len(candidates)
+    # Wire copies: each distinct text's terms once, counted as often as it has copies.
+    contents = Counter(f"{c.title}\n{c.text}".strip() for c in candidates).items()
     counts: Counter[str] = Counter()
     name_counts: Counter[str] = Counter()
-    for content, copies in Counter(contents).items():  # wire copies: count each text once, times its copies
+    for content, copies in contents:
         _add(counts, title_terms(content), copies)
         _add(name_counts, set(entity_tokens(content)), copies)
     vocabulary = sorted(counts)
     weight = dict(zip(vocabulary, term_weights(vocabulary).tolist(), strict=True))
-    support = {term: counts[term] / len(candidates) for term in vocabulary}
-    shared_names = {n for n, k in name_counts.items() if k >= max(2, _SHARED * len(candidates))}
-    shared = [t for t in vocabulary if support[t] >= _SHARED and counts[t] >= 2 and weight[t] > 0]
+    weighted_support = {t: weight[t] * (counts[t] / n) for t in vocabulary}  # weight times the share that gives it
+    shared_names = {name for name, k in name_counts.items() if k >= max(2, _SHARED * n)}
+    shared = [t for t in vocabulary if counts[t] / n >= _SHARED and counts[t] >= 2 and weight[t] > 0]
     if shared_names:  # the facts: names and numbers most members give, where there are any
         shared = [t for t in shared if t in shared_names]
     shared_total = sum(weight[t] for t in shared)
     scored: dict[tuple[str, bool], TitleScore] = {}
     for key in dict.fromkeys((c.title, c.truncated) for c in candidates):  # each distinct title once
         title, truncated = key
+        # A title's terms are in the vocabulary: its own member's content begins with it.
         terms = title_terms(title) if title else frozenset()
-        total = sum(weight.get(t, 0.0) for t in terms)
-        precision = sum(weight.get(t, 0.0) * support.get(t, 0.0) for t in terms) / total if total else 0.0
+        total = sum(map(weight.__getitem__, terms))
+        precision = sum(map(weighted_support.__getitem__, terms)) / total if total else 0.0
         coverage = sum(weight[t] for t in shared if t in terms) / shared_total if shared_total else precision
         factor, problems = style_penalty(title, truncated)
         fit = 2 * coverage * precision / (coverage + precision) if coverage + precision else 0.0
@@ -220,40 +260,51 @@ def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
 @functools.lru_cache(maxsize=1 << 18)
 def word_set(text: str) -> frozenset[str]:
     """The distinct lower-cased words of a text."""
+    if text.isascii():  # lower-casing ASCII changes no word boundary: one call for the whole text
+        return frozenset(_WORD.findall(text.lower()))
     return frozenset(word.lower() for word in _WORD.findall(text))
 
 
 def agreement_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> dict[str, float]:
-    """Each distinct title's mean share of words with the other reports' titles and first sentences: the Dice
-    coefficient of their word sets (token F1 without repeats).
+    """Each distinct title's weighted mean share of words with the other reports' titles and the first sentences:
+    the Dice coefficient of their word sets (token F1 without repeats).
 
     The references are the titles and first sentences of the `MAX_REFERENCES` members nearest the story's
-    centre (all members of a smaller story); a member's own title and sentence are not its references.
-    All pairs at once: word-incidence matrices of titles and references, their product the shared words.
+    centre (all members of a smaller story). A member's own title is not its reference; its own first sentence
+    counts `OWN_LEAD_WEIGHT` of a reference: a news title states what its lead says, so a title that its own
+    lead bears out reports the event, while a follow-up angle or teaser does not (in a story of two, the only
+    other evidence there is). All pairs at once: word-incidence matrices of titles and references, their
+    product the shared words.
     """
     order = sorted(range(len(candidates)), key=lambda i: (-centrality[i], candidates[i].article_id))
-    references, owners = [], []
+    references, owners, leads = [], [], []
     for i in order[:MAX_REFERENCES]:
         sentence = first_sentence(candidates[i].text, candidates[i].text_truncated)[0] if candidates[i].text else ""
-        for text in (candidates[i].title, sentence):
+        for text, lead in ((candidates[i].title, False), (sentence, True)):
             if text:
                 references.append(text)
                 owners.append(i)
+                leads.append(lead)
     first_of: dict[str, int] = {}
     for i, candidate in enumerate(candidates):
         if candidate.title:
             first_of.setdefault(candidate.title, i)
     titles = list(first_of)
+    # Columns: the references' words only; a title's other words count in its size, never as shared.
     vocabulary: dict[str, int] = {}
-    title_words = [[vocabulary.setdefault(w, len(vocabulary)) for w in word_set(t)] for t in titles]
     reference_words = [[vocabulary.setdefault(w, len(vocabulary)) for w in word_set(t)] for t in references]
-    title_matrix = _incidence(title_words, len(vocabulary))
+    known = frozenset(vocabulary)
+    title_sets = [word_set(t) for t in titles]
+    title_matrix = _incidence([[vocabulary[w] for w in words & known] for words in title_sets], len(vocabulary))
     reference_matrix = _incidence(reference_words, len(vocabulary))
     shared = title_matrix @ reference_matrix.T
-    sizes = title_matrix.sum(axis=1)[:, None] + reference_matrix.sum(axis=1)[None, :]
+    title_sizes = np.array([len(words) for words in title_sets], dtype=np.float32)
+    sizes = title_sizes[:, None] + reference_matrix.sum(axis=1)[None, :]
     dice = np.divide(2 * shared, sizes, out=np.zeros_like(shared), where=sizes > 0)  # an empty side shares 0
-    others = np.array(owners)[None, :] != np.array([first_of[t] for t in titles])[:, None]
-    means = (dice * others).sum(axis=1) / np.maximum(others.sum(axis=1), 1)
+    own = np.array(owners)[None, :] == np.array([first_of[t] for t in titles])[:, None]
+    weights = np.where(own, np.where(np.array(leads)[None, :], OWN_LEAD_WEIGHT, 0.0), 1.0)
+    total = weights.sum(axis=1)
+    means = np.divide((dice * weights).sum(axis=1), total, out=np.zeros_like(total), where=total > 0)
     return dict(zip(titles, means.tolist(), strict=True))
 
 
@@ -268,15 +319,18 @@ def _incidence(rows: list[list[int]], columns: int) -> np.ndarray:
 def title_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> list[TitleScore]:
     """Agreement and consensus of every candidate's title, combined and marked down for style."""
     agreement = agreement_scores(candidates, centrality)
-    scores = []
+    scored: dict[tuple[str, bool], TitleScore] = {}
     for candidate, consensus in zip(candidates, consensus_scores(candidates), strict=True):
-        factor = style_penalty(candidate.title, candidate.truncated)[0]
+        key = (candidate.title, candidate.truncated)
+        if key in scored:  # each distinct title once
+            continue
+        factor = style_penalty(*key)[0]
         agree = agreement.get(candidate.title, 0.0)
         score = (_AGREEMENT_WEIGHT * agree + (1 - _AGREEMENT_WEIGHT) * consensus.fit) * factor
-        scores.append(
-            TitleScore(score, consensus.coverage, consensus.precision, consensus.problems, consensus.fit, agree)
+        scored[key] = TitleScore(
+            score, consensus.coverage, consensus.precision, consensus.problems, consensus.fit, agree
         )
-    return scores
+    return [scored[(c.title, c.truncated)] for c in candidates]
 
 
 def _add(counter: Counter[str], terms: frozenset[str] | set[str], copies: int) -> None:
@@ -290,9 +344,10 @@ def _add(counter: Counter[str], terms: frozenset[str] | set[str], copies: int) -
 
 def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) -> Headline:
     """Pick the story headline; `vectors` are the members' unit embeddings in the same order."""
-    cleaned = [replace(c, title=without_site_name(c.title)) if c.title else c for c in candidates]
-    site_removed = {c.article_id for c, raw in zip(cleaned, candidates, strict=True) if c.title != raw.title}
-    candidates = cleaned
+    cleaned = [without_site_name(c.title) if c.title else c.title for c in candidates]
+    site_removed = {c.article_id for c, title in zip(candidates, cleaned, strict=True) if title != c.title}
+    if site_removed:  # a copy only of the candidates whose title changed
+        candidates = [c if c.title == t else replace(c, title=t) for c, t in zip(candidates, cleaned, strict=True)]
     if len(candidates) == 1 and candidates[0].title:  # a story of one: its title, nothing to weigh
         reason = "the only member's title" + ("; site name removed" if site_removed else "")
         return Headline(candidates[0].title, candidates[0].article_id, "title", reason)
@@ -308,7 +363,8 @@ def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) ->
         skipped = sum(1 for i in titled if scores[i].problems)
         reason = (
             f"member title that agrees best with the reports, {chosen.score:.2f} of {len(titled)} titles: shares "
-            f"{chosen.agreement:.0%} of its words with the other titles and first sentences, carries "
+            f"{chosen.agreement:.0%} of its words with the other titles and the first sentences (its own counted "
+            f"half), carries "
             f"{chosen.coverage:.0%} of the names and numbers most members give"
         )
         if candidates[best].article_id in site_removed:

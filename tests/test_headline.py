@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.headline import (
+    OWN_LEAD_WEIGHT,
     HeadlineCandidate,
     agreement_scores,
     choose_headline,
@@ -132,21 +133,24 @@ def shared_words(left: str, right: str) -> float:
         max_size=6,
     )
 )
-def test_agreement_is_the_mean_pairwise_share_of_words(members: list[tuple[str, str]]) -> None:
+def test_agreement_is_the_weighted_mean_pairwise_share_of_words(members: list[tuple[str, str]]) -> None:
     candidates = [HeadlineCandidate(f"a{i}", title, text, False) for i, (title, text) in enumerate(members)]
     centrality = [0.0] * len(candidates)  # every member a reference, in article id order
     scores = agreement_scores(candidates, centrality)
     for i, candidate in enumerate(candidates):
         if not candidate.title or any(c.title == candidate.title for c in candidates[:i]):
             continue
-        others = [
-            text
+        references = [
+            (text, weight)
             for j, other in enumerate(candidates)
-            if j != i
-            for text in (other.title, first_sentence(other.text, False)[0] if other.text else "")
+            for text, weight in (
+                (other.title, 0.0 if j == i else 1.0),
+                (first_sentence(other.text, False)[0] if other.text else "", OWN_LEAD_WEIGHT if j == i else 1.0),
+            )
             if text
         ]
-        expected = sum(shared_words(candidate.title, text) for text in others) / max(1, len(others))
+        total = sum(weight for _, weight in references)
+        expected = sum(shared_words(candidate.title, text) * w for text, w in references) / total if total else 0.0
         assert abs(scores[candidate.title] - expected) < 1e-6
 
 
@@ -200,3 +204,23 @@ def test_an_undated_title_beats_the_same_headline_with_its_dateline() -> None:
     only_dated = [HeadlineCandidate("a0", dated, body, False), HeadlineCandidate("a1", dated + " ", body, False)]
     chosen = choose_headline(only_dated, np.eye(2, dtype=np.float32))
     assert chosen.text == dated and "is dated (no better title)" in chosen.reason
+
+
+def test_a_title_its_own_lead_bears_out_beats_a_follow_up_angle_in_a_story_of_two() -> None:
+    members = [
+        HeadlineCandidate(
+            "a0",
+            "Four people shot outside Kokomo nightclub",
+            "Four people were shot outside a Kokomo nightclub.",
+            False,
+        ),
+        HeadlineCandidate(
+            "a1",
+            "Kokomo mayor calls for calm after weekend",
+            "The mayor spoke to reporters at city hall on Monday.",
+            False,
+        ),
+    ]
+    scores = agreement_scores(members, [0.0, 0.0])
+    assert scores[members[0].title] > scores[members[1].title]
+    assert choose_headline(members, np.eye(2, dtype=np.float32)).text == members[0].title

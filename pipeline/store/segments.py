@@ -6,7 +6,9 @@ small `hot_<name>` tables, and once those hold `store.segment_rows` rows they ar
 Parquet file in the folder `<database>.segments` beside the file and leave the database. The views
 `articles`, `embedding_cache`, `minhash_cache` and `rejects` join both, so readers query the same names as
 before and see one consistent snapshot: a published segment never changes, and one that `prune` replaces
-stays on disk for `store.keep_replaced_hours` for readers still holding an older snapshot.
+stays on disk for `store.keep_replaced_hours` for readers still holding an older snapshot. Each segment of
+a keyed view has a Bloom filter of its keys beside it (`<segment>.keys`, `pipeline.store.keyfilters`), so a
+run's lookups read only the segments that may hold what it looks for.
 """
 
 from __future__ import annotations
