@@ -101,10 +101,7 @@ def candidate_pairs(signature: np.ndarray, config: NearDuplicateConfig) -> np.nd
     lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
     found: list[np.ndarray] = []
     for band in range(lsh.b):
-        keys = np.ascontiguousarray(signature[:, band * lsh.r : (band + 1) * lsh.r])
-        _, bucket = np.unique(keys.view(np.dtype((np.void, keys.dtype.itemsize * lsh.r))).ravel(), return_inverse=True)
-        order = np.argsort(bucket, kind="stable")
-        sorted_bucket = bucket[order]
+        order, sorted_bucket = _band_buckets(np.ascontiguousarray(signature[:, band * lsh.r : (band + 1) * lsh.r]))
         for offset in range(1, _LARGEST_BUCKET_PAIRS + 1):
             same = sorted_bucket[offset:] == sorted_bucket[:-offset]
             if not same.any():
@@ -115,6 +112,31 @@ def candidate_pairs(signature: np.ndarray, config: NearDuplicateConfig) -> np.nd
     pairs = np.sort(np.concatenate(found), axis=1).astype(np.int64)
     keys = unique_values(pairs[:, 0] * len(signature) + pairs[:, 1])
     return np.stack([keys // len(signature), keys % len(signature)], axis=1)
+
+
+def _band_buckets(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Items grouped by their band of the signature (`keys`, a row each): an order that lists equal bands
+    together, each bucket's items in index order, and a bucket number along that order.
+
+    One stable sort on a 64-bit hash of each row; equal rows have equal hashes, and when two different
+    rows share one (checked) the rows are sorted as raw bytes instead. Sorting the raw bytes every time
+    took four fifths of the stage."""
+    with np.errstate(over="ignore"):
+        hashed = np.zeros(len(keys), dtype=np.uint64)
+        for column in keys.T:
+            hashed = hashed * np.uint64(0x9E3779B97F4A7C15) + column.astype(np.uint64)
+            hashed ^= hashed >> np.uint64(29)
+    order = np.argsort(hashed, kind="stable")
+    ordered = hashed[order]
+    same_hash = ordered[1:] == ordered[:-1]
+    rows = keys[order]
+    if not np.array_equal(same_hash, (rows[1:] == rows[:-1]).all(axis=1)):  # a collision: bytes, exactly
+        _, bucket = np.unique(
+            keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel(), return_inverse=True
+        )
+        order = np.argsort(bucket, kind="stable")
+        return order, bucket[order]
+    return order, np.cumsum(np.r_[True, ~same_hash])[: len(keys)]
 
 
 def signature_scheme(config: NearDuplicateConfig) -> str:

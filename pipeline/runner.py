@@ -296,9 +296,10 @@ def _cluster_partition(ctx: _RunContext, new: list[Article], known: dict[str, np
         cached = store.cached_vectors(model_id(config.embed), sorted(set(keys))) if config.embed.cache else {}
         cached |= known
         vectors, fresh = _cached_or_computed(keys, texts, cached, lambda todo: _computed(engine, stages.embed, todo))
-        vectors = vectors.astype(np.float32)
+        vectors = vectors.astype(np.float32, copy=False)
         ctx.report.embedded += len(fresh)
         counts.update(items=len(items), context=len(context), cached=len(set(keys)) - len(fresh), embedded=len(fresh))
+        del cached  # its rows are in `vectors` now (300 MB at 200k items, not kept through the clustering)
 
     with timer.stage("minhash", len(items)) as counts:
         scheme = signature_scheme(config.near_duplicates)
@@ -308,6 +309,7 @@ def _cluster_partition(ctx: _RunContext, new: list[Article], known: dict[str, np
             text_keys, texts, stored, lambda todo: _computed(engine, stages.minhash, todo)
         )
         counts.update(cached=len(stored), signed=len(fresh_signatures))
+        del stored
 
     created = store.story_created(sorted(set(context_story)))
     result = engine.cluster(PartitionInput(items, context_story, vectors, matrix, created), config)

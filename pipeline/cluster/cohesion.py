@@ -38,6 +38,18 @@ def too_loose(similarity: Any, within_a: Any, within_b: Any, body_a: Any, body_b
         return similarity < cohesion * np.maximum(body_a, body_b) * np.minimum(within_a, within_b)
 
 
+def _too_loose_one(
+    similarity: float, within_a: float, within_b: float, body_a: float, body_b: float, cohesion: float
+) -> bool:
+    """`too_loose` of one pair of plain floats, the same IEEE arithmetic in the same order without numpy's
+    scalar calls (a NaN anywhere, as in `np.minimum` and `np.maximum`, makes the comparison false)."""
+    if within_a != within_a or within_b != within_b or body_a != body_a or body_b != body_b:
+        return False
+    return similarity < cohesion * (body_a if body_a >= body_b else body_b) * (
+        within_a if within_a <= within_b else within_b
+    )
+
+
 def cohesive_linkage(
     condensed: np.ndarray,
     sizes: np.ndarray,
@@ -97,7 +109,7 @@ def cohesive_linkage(
             continue  # a stale entry: one side has changed since
         across = signal[i][j]
         inside_i, inside_j = (internal_sum[g] / internal_pairs[g] if internal_pairs[g] else math.nan for g in (i, j))
-        if too_loose(across, inside_i, inside_j, body[i], body[j], cohesion):
+        if _too_loose_one(across, inside_i, inside_j, body[i], body[j], cohesion):
             continue
         # Merge j into i (Lance-Williams update for average linkage).
         total = sizes[i] + sizes[j]

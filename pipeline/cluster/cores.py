@@ -152,12 +152,42 @@ def _kth_smallest_per_row(matrix: sparse.csr_matrix, k: int) -> np.ndarray:
 def _attach_noise(density: sparse.csr_matrix, labels: np.ndarray, threshold: float, hosts: np.ndarray) -> int:
     """Each noise item, in batch order, joins the group of its densest grouped neighbour if that density
     passes; an item attached this way can take in later ones (measured: order-free variants that attach
-    only to HDBSCAN's own groups lose 0.002 BCubed F1 on uci-news-head). Only `hosts` take items in."""
-    attached = 0
-    for item in np.flatnonzero(labels < 0):
+    only to HDBSCAN's own groups lose 0.002 BCubed F1 on uci-news-head). Only `hosts` take items in.
+
+    An item none of whose earlier neighbours is noise that could host decides on the groups as they were
+    before: those decisions are taken for all such items at once, and only the others go one at a time, in
+    order (an item sees its earlier noise neighbours as they ended, its later ones still as noise)."""
+    noise = np.flatnonzero(labels < 0)
+    if not len(noise):
+        return 0
+    was_noise = labels < 0
+    starts = density.indptr[noise]
+    lengths = density.indptr[noise + 1] - starts
+    bounds = np.zeros(len(noise) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=bounds[1:])
+    where = np.repeat(starts - bounds[:-1], lengths) + np.arange(bounds[-1])
+    owner = np.repeat(np.arange(len(noise)), lengths)
+    neighbours, scores = density.indices[where], density.data[where]
+    waits = np.zeros(len(noise), dtype=bool)
+    waits[owner[was_noise[neighbours] & hosts[neighbours] & (neighbours < noise[owner])]] = True
+    grouped = ~was_noise[neighbours] & hosts[neighbours]
+    masked = np.where(grouped, scores, -np.inf)
+    # The first of the highest grouped neighbours of each item, as `np.argmax` picks it (a NaN is the highest).
+    filled = lengths > 0
+    best_score = np.full(len(noise), -np.inf, dtype=masked.dtype)
+    best_score[filled] = np.maximum.reduceat(masked, bounds[:-1][filled])
+    hit = np.flatnonzero((masked == best_score[owner]) | np.isnan(masked))
+    first = np.full(len(noise), -1, dtype=np.int64)
+    found, at = np.unique(owner[hit], return_index=True)
+    first[found] = hit[at]
+    passes = ~waits & (first >= 0) & (np.bincount(owner[grouped], minlength=len(noise)) > 0)
+    passes &= best_score >= threshold  # a NaN never passes, as in the one-at-a-time rule
+    labels[noise[passes]] = labels[neighbours[first[passes]]]
+    attached = int(passes.sum())
+    for item in noise[waits]:
         start, end = density.indptr[item], density.indptr[item + 1]
         neighbours, scores = density.indices[start:end], density.data[start:end]
-        grouped = (labels[neighbours] >= 0) & hosts[neighbours]
+        grouped = (labels[neighbours] >= 0) & hosts[neighbours] & ~(was_noise[neighbours] & (neighbours > item))
         if grouped.any():
             best = int(np.argmax(np.where(grouped, scores, -np.inf)))
             if scores[best] >= threshold:

@@ -87,19 +87,24 @@ class GroupSums:
         values = {k: v if v is None else v[groups] for k, v in self._values().items()}
         return GroupSums(**values, layout=self.layout)
 
-    def combined(self, membership: sparse.csr_matrix) -> GroupSums:
-        """Sums of unions of groups: row k of `membership` marks the groups of union k."""
+    def combined(
+        self, membership: sparse.csr_matrix, vectors: bool = True, sparse_rows: np.ndarray | None = None
+    ) -> GroupSums:
+        """Sums of unions of groups: row k of `membership` marks the groups of union k. For `StoryRows`:
+        `vectors` False leaves the summed vectors out (a matrix of no columns), and `sparse_rows` gives the
+        sparse sums of these unions only (each row of a product is its own sum, the same either way)."""
+        sparse_membership = membership if sparse_rows is None else membership[sparse_rows]
 
         def total(matrix: sparse.csr_matrix | None) -> sparse.csr_matrix | None:
             if matrix is None:
                 return None
             if not matrix.nnz:  # e.g. no mentions among these groups: skip the product
-                return sparse.csr_matrix((membership.shape[0], matrix.shape[1]), dtype=matrix.dtype)
-            return (membership @ matrix).tocsr()
+                return sparse.csr_matrix((sparse_membership.shape[0], matrix.shape[1]), dtype=matrix.dtype)
+            return _sparse_product(sparse_membership, matrix)
 
         return GroupSums(
             sizes=membership @ self.sizes,
-            vectors=membership @ self.vectors,
+            vectors=membership @ self.vectors if vectors else np.zeros((membership.shape[0], 0), self.vectors.dtype),
             richness_sums=membership @ self.richness_sums,
             dated=membership @ self.dated,
             mentioned=membership @ self.mentioned,
@@ -126,25 +131,42 @@ class StoryRows:
     """The current sums of every story of the merge, one row per story (indexed by story id).
 
     A story starts with its group's row; a merge gives its survivor a new one. Dense rows are written in
-    place; sparse rows go to the end of flat arrays that grow by doubling (the older row of a story stays
-    behind until the next growth copies only current rows). A step takes its stories' rows in one gather:
-    thousands of steps of a hundred stories each cost little more than the rows they read.
+    place (the vectors, in `VectorRows`); sparse rows go to the end of flat arrays that grow by doubling
+    (the older row of a story stays behind until the next growth copies only current rows). A step takes
+    its stories' rows in one gather: thousands of steps of a hundred stories each cost little more than
+    the rows they read.
     """
 
-    def __init__(self, sums: GroupSums) -> None:
+    def __init__(self, sums: GroupSums, vectors: VectorRows, single: GroupSums, item: np.ndarray) -> None:
+        """`sums`: the dense sums of every group, and the sparse ones of the groups not of one item (`item`
+        < 0); a group of one item reads its sparse rows from `single`, the items' own sums (`FlatRows`)."""
         self.layout = sums.layout
-        self.dense = {name: getattr(sums, name) for name in _DENSE_FIELDS}  # taken over, written in place
+        # Taken over, written in place.
+        self.dense = {name: getattr(sums, name) for name in _DENSE_FIELDS if name != "vectors"}
+        self.vectors = vectors
         self.merged = np.zeros(len(sums.sizes), dtype=bool)  # has a row made by a merge
         self.alive = np.ones(len(sums.sizes), dtype=bool)  # not merged into another story
         self.sparse = {
-            names: FlatRows([getattr(sums, name) for name in names])
+            names: FlatRows([getattr(sums, name) for name in names], [getattr(single, name) for name in names], item)
             for names in _SPARSE_PAIRS
             if getattr(sums, names[0]) is not None
         }
 
+    @classmethod
+    def of_groups(cls, single: GroupSums, labels: np.ndarray, groups: int) -> StoryRows:
+        """The rows of the groups of `labels` (0..groups-1) from the items' own sums."""
+        membership = indicator(labels, groups)
+        sizes = np.diff(membership.indptr)
+        item = np.full(groups, -1, dtype=np.int64)
+        one = np.flatnonzero(sizes == 1)
+        item[one] = membership.indices[membership.indptr[one]]
+        sums = single.combined(membership, vectors=False, sparse_rows=np.flatnonzero(sizes != 1))
+        return cls(sums, VectorRows(single.vectors, membership), single, item)
+
     def take(self, stories: np.ndarray) -> GroupSums:
         """The sums of these stories, in this order."""
         values: dict[str, Any] = {name: dense[stories] for name, dense in self.dense.items()}
+        values["vectors"] = self.vectors.take(stories)
         for names in _SPARSE_PAIRS:
             rows = self.sparse.get(names)
             values |= dict(zip(names, (None, None) if rows is None else rows.take(stories), strict=True))
@@ -156,34 +178,123 @@ class StoryRows:
         self.merged[survivors] = True
         for name, dense in self.dense.items():
             dense[survivors] = getattr(sums, name)
+        self.vectors.write(survivors, sums.vectors)
         for names, rows in self.sparse.items():
             rows.replace(survivors, [getattr(sums, name) for name in names], self.alive)
 
 
+class VectorRows:
+    """The summed vectors of every story (`StoryRows`). A story that is one item's group reads that item's
+    vector, as `0 + x` (the sum `membership @ vectors` makes of one item); only groups of several items and
+    stories made by a merge hold a row of their own, in an array that grows. All groups' rows at once,
+    nearly all of them copies of single items, were 300 MB at 200k items."""
+
+    def __init__(self, items: np.ndarray, membership: sparse.csr_matrix) -> None:
+        sizes = np.diff(membership.indptr)
+        self.items = items
+        self.item = np.full(len(sizes), -1, dtype=np.int64)
+        one = np.flatnonzero(sizes == 1)
+        self.item[one] = membership.indices[membership.indptr[one]]
+        several = np.flatnonzero(sizes != 1)
+        self.slot = np.full(len(sizes), -1, dtype=np.int64)
+        self.slot[several] = np.arange(len(several))
+        # Each row of a product is its own sum: these groups' rows of `membership @ items`, as they would be.
+        own = membership[several] @ items
+        self.own = np.empty((max(64, 2 * len(several)), items.shape[1]), dtype=own.dtype)
+        self.own[: len(several)] = own
+        self.used = len(several)
+
+    def take(self, stories: np.ndarray) -> np.ndarray:
+        slot = self.slot[stories]
+        mine = slot >= 0
+        out = np.empty((len(stories), self.own.shape[1]), dtype=self.own.dtype)
+        out[mine] = self.own[slot[mine]]
+        out[~mine] = self.items[self.item[stories[~mine]]] + self.own.dtype.type(0)
+        return out
+
+    def write(self, stories: np.ndarray, values: np.ndarray) -> None:
+        new = stories[self.slot[stories] < 0]
+        if self.used + len(new) > len(self.own):
+            grown = np.empty((2 * (self.used + len(new)), self.own.shape[1]), dtype=self.own.dtype)
+            grown[: self.used] = self.own[: self.used]
+            self.own = grown
+        self.slot[new] = self.used + np.arange(len(new))
+        self.used += len(new)
+        self.own[self.slot[stories]] = values
+
+
 class FlatRows:
     """Rows of sparse matrices that have the same row layout: row k of each at `[start[k] : start[k] +
-    length[k]]` of its flat `indices` and `data` (see `StoryRows`)."""
+    length[k]]` of its flat `indices` and `data` (see `StoryRows`).
 
-    def __init__(self, matrices: list[sparse.csr_matrix]) -> None:
+    With `base` and `item`: row k, while `item[k] >= 0`, is the row `item[k]` of each `base` matrix as the
+    product of a one-item membership row with it lists it (`membership @ base`: the row's entries in
+    reverse order, zeros left out, each value 0 + x); `matrices` then hold the other rows only, in order.
+    A copy of every item's row for the groups of one item was most of the merge's memory.
+    """
+
+    def __init__(
+        self,
+        matrices: list[sparse.csr_matrix],
+        base: list[sparse.csr_matrix] | None = None,
+        item: np.ndarray | None = None,
+    ) -> None:
         layout = matrices[0].indptr
         if any(not np.array_equal(matrix.indptr, layout) for matrix in matrices):
             raise ValueError("matrices of different row layouts")
         self.columns = matrices[0].shape[1]
-        self.start = layout[:-1].astype(np.int64)
-        self.length = np.diff(layout).astype(np.int64)
         self.flat = [(matrix.indices, matrix.data) for matrix in matrices]
         self.end = int(layout[-1])  # used part of the flat arrays
+        self.base = base
+        if base is None or item is None:
+            self.item = None
+            self.start = layout[:-1].astype(np.int64)
+            self.length = np.diff(layout).astype(np.int64)
+            return
+        self.item = item.copy()
+        own = np.flatnonzero(item < 0)
+        self.start = np.zeros(len(item), dtype=np.int64)
+        self.length = np.zeros(len(item), dtype=np.int64)
+        self.start[own] = layout[:-1]
+        self.length[own] = np.diff(layout)
 
     def take(self, rows: np.ndarray) -> list[sparse.csr_matrix]:
-        where, indptr = _row_positions(self.start[rows], self.length[rows])
         shape = (len(rows), self.columns)
-        return [sparse.csr_matrix((data[where], indices[where], indptr), shape=shape) for indices, data in self.flat]
+        if self.item is None or self.base is None or not (self.item[rows] >= 0).any():
+            where, indptr = _row_positions(self.start[rows], self.length[rows])
+            return [
+                sparse.csr_matrix((data[where], indices[where], indptr), shape=shape) for indices, data in self.flat
+            ]
+        from_base = self.item[rows] >= 0
+        own, based = np.flatnonzero(~from_base), np.flatnonzero(from_base)
+        where, own_indptr = _row_positions(self.start[rows[own]], self.length[rows[own]])
+        items = self.item[rows[based]]
+        taken = []
+        for (indices, data), matrix in zip(self.flat, self.base, strict=True):
+            base_indices, base_data, base_lengths = _reversed_rows(matrix, items)
+            lengths = np.zeros(len(rows), dtype=np.int64)
+            lengths[own] = np.diff(own_indptr)
+            lengths[based] = base_lengths
+            indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=indptr[1:])
+            out_indices = np.empty(indptr[-1], dtype=np.result_type(indices.dtype, base_indices.dtype))
+            out_data = np.empty(indptr[-1], dtype=data.dtype)
+            at = np.repeat(indptr[own] - own_indptr[:-1], np.diff(own_indptr)) + np.arange(own_indptr[-1])
+            out_indices[at], out_data[at] = indices[where], data[where]
+            base_indptr = np.zeros(len(items) + 1, dtype=np.int64)
+            np.cumsum(base_lengths, out=base_indptr[1:])
+            at = np.repeat(indptr[based] - base_indptr[:-1], base_lengths) + np.arange(base_indptr[-1])
+            out_indices[at], out_data[at] = base_indices, base_data
+            taken.append(sparse.csr_matrix((out_data, out_indices, indptr), shape=shape))
+        return taken
 
     def replace(self, rows: np.ndarray, matrices: list[sparse.csr_matrix], alive: np.ndarray) -> None:
         """New rows for `rows`: row k of each matrix (the others of `alive` keep theirs)."""
         added = matrices[0].nnz
+        if self.item is not None:
+            self.item[rows] = -1  # their own rows from now on
         if self.end + added > len(self.flat[0][0]):
-            self._grow(added, alive)
+            self._grow(added, alive if self.item is None else alive & (self.item < 0))
         for (indices, data), matrix in zip(self.flat, matrices, strict=True):
             indices[self.end : self.end + added] = matrix.indices
             data[self.end : self.end + added] = matrix.data
@@ -192,18 +303,62 @@ class FlatRows:
         self.end += added
 
     def _grow(self, needed: int, alive: np.ndarray) -> None:
-        """Copy the rows of `alive` to arrays of twice their size (and room for `needed` more)."""
+        """Copy the rows of `alive` to arrays of twice their size (and room for `needed` more), a block of
+        rows at a time: positions for all rows at once (8 bytes an entry) and the gathered copies before
+        the grown arrays take them cost as much memory as the grown arrays themselves."""
         current = np.flatnonzero(alive)
-        where, indptr = _row_positions(self.start[current], self.length[current])
-        size = 2 * (len(where) + needed)
-        grown = []
-        for indices, data in self.flat:
-            more_indices, more_data = np.empty(size, dtype=indices.dtype), np.empty(size, dtype=data.dtype)
-            more_indices[: len(where)], more_data[: len(where)] = indices[where], data[where]
-            grown.append((more_indices, more_data))
+        lengths = self.length[current]
+        used = int(lengths.sum())
+        size = 2 * (used + needed)
+        grown = [(np.empty(size, dtype=indices.dtype), np.empty(size, dtype=data.dtype)) for indices, data in self.flat]
+        offset = 0
+        for block in range(0, len(current), _GROW_ROWS):
+            rows = current[block : block + _GROW_ROWS]
+            where, indptr = _row_positions(self.start[rows], lengths[block : block + _GROW_ROWS])
+            for (indices, data), (more_indices, more_data) in zip(self.flat, grown, strict=True):
+                more_indices[offset : offset + len(where)] = indices[where]
+                more_data[offset : offset + len(where)] = data[where]
+            self.start[rows] = offset + indptr[:-1]
+            offset += len(where)
         self.flat = grown
-        self.start[current] = indptr[:-1]
-        self.end = len(where)
+        self.end = used
+
+
+_GROW_ROWS = 16384  # rows copied at a time when `FlatRows` grows
+
+
+def _sparse_product(left: sparse.csr_matrix, right: sparse.csr_matrix) -> sparse.csr_matrix:
+    """`left @ right` of two CSR matrices, as scipy computes and lists it: its own kernels, called without
+    the dispatch and checks around them (they cost more than the product in the thousands of small unions
+    of a merge)."""
+    from scipy.sparse import _sparsetools
+
+    if left.data.dtype != right.data.dtype or left.shape[1] != right.shape[0]:
+        return (left @ right).tocsr()
+    rows, columns = left.shape[0], right.shape[1]
+    index = [np.asarray(a, dtype=np.int64) for a in (left.indptr, left.indices, right.indptr, right.indices)]
+    nnz = _sparsetools.csr_matmat_maxnnz(rows, columns, *index)
+    if nnz == 0:
+        return sparse.csr_matrix((rows, columns), dtype=left.dtype)
+    indptr, indices = np.empty(rows + 1, dtype=np.int64), np.empty(nnz, dtype=np.int64)
+    data = np.empty(nnz, dtype=left.dtype)
+    _sparsetools.csr_matmat(rows, columns, *index[:2], left.data, *index[2:], right.data, indptr, indices, data)
+    return sparse.csr_matrix((data, indices, indptr), shape=(rows, columns))
+
+
+def _reversed_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices, data and lengths of `matrix`'s rows `rows` as `membership @ matrix` lists a one-item
+    membership row: scipy's product links each new column in front of the ones before (the row reversed)
+    and leaves out the sums that are 0 (a stored zero, or -0.0); any other value is 0 + x = x."""
+    starts = matrix.indptr[rows]
+    lengths = matrix.indptr[rows + 1] - starts
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    where = np.repeat(starts + lengths - 1 + indptr[:-1], lengths) - np.arange(indptr[-1])
+    data = matrix.data[where]
+    kept = data != 0
+    owner = np.repeat(np.arange(len(rows)), lengths)[~kept]
+    return matrix.indices[where][kept], data[kept], lengths - np.bincount(owner, minlength=len(rows))
 
 
 def _row_positions(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,12 +371,35 @@ def _row_positions(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray,
 def _rows_of(matrix: sparse.csr_matrix, rows: np.ndarray, last: tuple[int, ...]) -> sparse.csr_matrix:
     """`matrix[rows]` and one row more, with entries in columns `last` and no values: gathered with numpy
     (scipy's row selection costs more in checks than in copying for the hundred rows of a merge step)."""
+    indptr, indices, data = _raw_rows_of(matrix, rows, last)
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(rows) + 1, matrix.shape[1]))
+
+
+def _raw_rows_of(
+    matrix: sparse.csr_matrix, rows: np.ndarray, last: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_rows_of` as its indptr, indices and data (int64 indices), without building a scipy matrix."""
     starts = matrix.indptr[rows]
     where, indptr = _row_positions(starts, matrix.indptr[rows + 1] - starts)
-    indices = np.concatenate([matrix.indices[where], np.array(last, dtype=matrix.indices.dtype)])
+    indices = np.concatenate([matrix.indices[where], np.array(last, dtype=matrix.indices.dtype)]).astype(np.int64)
     data = np.concatenate([matrix.data[where], np.zeros(len(last), dtype=matrix.dtype)])
-    indptr = np.append(indptr, len(indices))
-    return sparse.csr_matrix((data, indices, indptr), shape=(len(rows) + 1, matrix.shape[1]))
+    return np.append(indptr, len(indices)), indices, data
+
+
+def _products_of(
+    left: tuple[np.ndarray, np.ndarray, np.ndarray], right: tuple[np.ndarray, np.ndarray, np.ndarray], columns: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The elementwise product of two matrices of raw rows (as `_raw_rows_of` gives them), as scipy's
+    `multiply` lists it (indptr, indices, data): scipy's own kernel, called without the checks and
+    conversions around it, which cost more than the product for the hundred rows of a merge step."""
+    from scipy.sparse import _sparsetools
+
+    most = len(left[1]) + len(right[1])
+    indptr = np.empty(len(left[0]), dtype=np.int64)
+    indices = np.empty(most, dtype=np.int64)
+    data = np.empty(most, dtype=left[2].dtype)
+    _sparsetools.csr_elmul_csr(len(left[0]) - 1, columns, *left, *right, indptr, indices, data)
+    return indptr, indices[: indptr[-1]], data[: indptr[-1]]
 
 
 class _Layout:
@@ -257,10 +435,15 @@ def block_products(
     out = np.zeros((len(rows), blocks), dtype=np.float64)
     for start in range(0, len(rows), chunk):
         r, c = rows[start : start + chunk], cols[start : start + chunk]
-        products = _rows_of(left_matrix, r, ()).multiply(_rows_of(right_matrix, c, (1, 0)))
-        pair = np.repeat(np.arange(len(r) + 1), np.diff(products.indptr))
-        sums = np.zeros((len(r) + 1) * blocks, dtype=products.dtype)
-        np.add.at(sums, pair * blocks + block_of[products.indices], products.data)  # in order, one at a time
+        left, right = _raw_rows_of(left_matrix, r, ()), _raw_rows_of(right_matrix, c, (1, 0))
+        if left[2].dtype == right[2].dtype:
+            indptr, indices, data = _products_of(left, right, left_matrix.shape[1])
+        else:  # mixed precision: scipy's own casts
+            products = _rows_of(left_matrix, r, ()).multiply(_rows_of(right_matrix, c, (1, 0)))
+            indptr, indices, data = products.indptr, products.indices, products.data
+        pair = np.repeat(np.arange(len(r) + 1), np.diff(indptr))
+        sums = np.zeros((len(r) + 1) * blocks, dtype=data.dtype)
+        np.add.at(sums, pair * blocks + block_of[indices], data)  # in order, one at a time
         out[start : start + len(r)] = sums.reshape(len(r) + 1, blocks)[:-1]
     return out
 

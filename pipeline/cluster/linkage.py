@@ -15,7 +15,6 @@ from pipeline.cluster.groupsums import (
     StoryRows,
     all_group_similarities,
     group_similarity_and_names,
-    indicator,
 )
 from pipeline.config import ClusterConfig
 from pipeline.similarity import EvidenceGraph
@@ -47,7 +46,7 @@ def merge_in_time_order(
     # that one to the story it joined in turn, up to a story that joined none (`_stories`).
     story = np.arange(groups)
     # The current sums of each story: summing a big story's groups again at every step is what would cost.
-    rows = StoryRows(single.combined(indicator(labels, groups)))
+    rows = StoryRows.of_groups(single, labels, groups)
     # Each story's span of dates: two stories of dated reports whose spans lie further apart than the dates
     # can agree for a join are not worth a linkage (`timeline.DaySpans`: it cannot pass, so nothing changes).
     spans = DaySpans.of(graph.features.dates, labels, groups, reach_days(config))
@@ -161,6 +160,8 @@ def components(left: np.ndarray, right: np.ndarray, nodes: int) -> tuple[int, np
     """The connected components of a graph with these edges, numbered as scipy's `connected_components`
     numbers them (in the order of their first node): a union-find over the few edges of a merge step,
     where scipy's checks of the graph cost more than the walk."""
+    if not len(left):  # no edges (no pair of the step passes): each node alone, in order
+        return nodes, np.arange(nodes, dtype=np.int32)
     parent = list(range(nodes))
     for a, b in zip(left.tolist(), right.tolist(), strict=True):
         while parent[a] != a:
