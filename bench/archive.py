@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine, markdown_table, measured_run, stage_totals, write_results
+from bench.common import copy_store, machine, markdown_table, measured_run, stage_totals, write_results
 from bench.scale import CACHE, embedded_contents, vector_cache
 from pipeline.config import Config, load_config
 from pipeline.dedup import signature_scheme
@@ -155,17 +155,6 @@ def build_archive(target: Path, size: int, data: Path, config: Config, seed: int
         store.db.execute("CHECKPOINT")
     rewrite_database(target)  # without the free blocks of the sealed rows, as a run leaves it
     print(file=sys.stderr)
-
-
-def copy_store(source: Path, target: Path) -> None:
-    """A store to run on: the database file copied, its segments linked (never changed by a run)."""
-    shutil.copyfile(source, target)
-    folder = segment_folder(source)
-    if folder.is_dir():
-        linked = segment_folder(target)
-        linked.mkdir()
-        for path in folder.iterdir():
-            (linked / path.name).symlink_to(path)
 
 
 def unsealed_copy(source: Path, target: Path) -> None:

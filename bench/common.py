@@ -174,3 +174,19 @@ def stage_totals(stderr: str) -> dict[str, dict[str, float]]:
             total["seconds"] = round(total["seconds"] + row["seconds"], 3)
             total["peak_mb"] = max(total["peak_mb"], row.get("peak_mb") or 0.0)
     return stages
+
+
+def copy_store(source: Path, target: Path) -> None:
+    """A store to run on: the database file copied, its segments linked (never changed by a run). Copying the
+    file alone would leave it naming segments it cannot find."""
+    import shutil
+
+    from pipeline.store.segments import segment_folder
+
+    shutil.copyfile(source, target)
+    folder = segment_folder(source)
+    if folder.is_dir():
+        linked = segment_folder(target)
+        linked.mkdir()
+        for path in folder.iterdir():
+            (linked / path.name).symlink_to(path)

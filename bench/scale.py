@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine, markdown_table, measured_run, stage_totals, uncapped_config, write_results
+from bench.common import copy_store, machine, markdown_table, measured_run, stage_totals, uncapped_config, write_results
 from bench.stream import generate, templates_from, write_jsonl
 from pipeline.config import Config, load_config
 from pipeline.embed import Embedder, model_id
@@ -144,6 +144,7 @@ def closed_story_search(stored: Path, later: list[dict], work: Path) -> dict[str
     import shutil
 
     from pipeline.store import Store
+    from pipeline.store.segments import segment_folder
 
     docs = work / "later.jsonl"
     write_jsonl(later, docs)
@@ -153,7 +154,7 @@ def closed_story_search(stored: Path, later: list[dict], work: Path) -> dict[str
     runs = {}
     for reopen in (True, False):
         db = work / f"later-{reopen}.duckdb"
-        shutil.copy(stored, db)
+        copy_store(stored, db)
         config = work / f"reopen-{reopen}.toml"
         config.write_text(f"[stories]\nreopen = {'true' if reopen else 'false'}\n", encoding="utf-8")
         result = measured_run([docs], db, config, " on the later batch")
@@ -163,6 +164,7 @@ def closed_story_search(stored: Path, later: list[dict], work: Path) -> dict[str
             "seconds_without_embedding": round(sum(v["seconds"] for k, v in stages.items() if k != "embed"), 2),
         }
         db.unlink()
+        shutil.rmtree(segment_folder(db), ignore_errors=True)
     with_search, without = runs["with_search"], runs["without_search"]
     return {
         "stored_stories": stories,

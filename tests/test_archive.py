@@ -295,3 +295,18 @@ def test_segments_without_key_filters_are_read_whole_and_filtered_by_the_next_ru
     assert (repeat.articles_new, repeat.already_stored) == (2, 5)
     named = rows(db, "SELECT file FROM segments WHERE segment_table <> 'rejects' AND replaced_at IS NULL")
     assert sorted(p.name for p in folder.glob("*.keys")) == sorted(f"{file}.keys" for (file,) in named)
+
+
+def test_a_database_copied_without_its_segments_folder_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    import shutil
+
+    from pipeline.errors import StoreError
+
+    first, second, _ = write_slices(tmp_path)
+    db = tmp_path / "news.duckdb"
+    run([str(first)], config(segment_rows=1), db=db)
+    alone = tmp_path / "copy.duckdb"
+    shutil.copyfile(db, alone)
+    with pytest.raises(StoreError, match=r"segment files of .*copy.duckdb are missing .*keep that folder"):
+        run([str(second)], config(segment_rows=1), db=alone)
+    assert rows(alone, "SELECT count(*) FROM hot_articles") == [(0,)]  # unchanged: nothing published

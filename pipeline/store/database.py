@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.errors import StoreError
 from pipeline.store.keyfilters import add_missing_filters
 from pipeline.store.lookups import RunLookups
 from pipeline.store.queries import ReaderQueries
 from pipeline.store.schema import Database
-from pipeline.store.segments import refresh_views, seal, segment_folder, views_current
+from pipeline.store.segments import missing_segments, refresh_views, seal, segment_folder, views_current
 from pipeline.store.writes import RunWrites
 
 
@@ -37,6 +38,13 @@ class Store(RunWrites, RunLookups, ReaderQueries, Database):
         if not read_only:
             if self.migrate() or not views_current(self.db, self.segments):
                 refresh_views(self.db, self.segments)
+            missing = missing_segments(self.db, self.segments)
+            if missing:
+                self.close()
+                raise StoreError(
+                    f"{len(missing)} segment files of {published or path} are missing from {self.segments} "
+                    f"(first: {missing[0]}); keep that folder with the database file, or restore it"
+                )
             add_missing_filters(self.db, self.segments)
 
     def seal(self, run_id: str, at_rows: int = 1) -> int:
