@@ -33,11 +33,11 @@ class Store(RunWrites, RunLookups, ReaderQueries, Database):
     ) -> None:
         super().__init__(path, read_only, create, wait_seconds)
         self.segments = segment_folder(Path(published or path))
-        # A writer migrates first, then points the views at the segments if they do not read them yet (a new
+        # A writer migrates first, checks that its segments are there, then points the views at them if they do
+        # not read them yet (a new
         # file, a migration, or a store moved with its folder), and filters the segments sealed without one.
         if not read_only:
-            if self.migrate() or not views_current(self.db, self.segments):
-                refresh_views(self.db, self.segments)
+            migrated = self.migrate()
             missing = missing_segments(self.db, self.segments)
             if missing:
                 self.close()
@@ -45,6 +45,8 @@ class Store(RunWrites, RunLookups, ReaderQueries, Database):
                     f"{len(missing)} segment files of {published or path} are missing from {self.segments} "
                     f"(first: {missing[0]}); keep that folder with the database file, or restore it"
                 )
+            if migrated or not views_current(self.db, self.segments):
+                refresh_views(self.db, self.segments)
             add_missing_filters(self.db, self.segments)
 
     def seal(self, run_id: str, at_rows: int = 1) -> int:
