@@ -12,6 +12,7 @@ in production: `storyclust run` as a whole process on the stream file.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from pipeline.embed import Embedder, model_id
 from pipeline.ingest import ingest
 from pipeline.normalize import normalize_record
 from pipeline.stage import text_hash
+from pipeline.store.segments import segment_folder
 
 CACHE = Path("bench/cache")
 
@@ -90,9 +92,11 @@ def bench_point(
     result = measured_run([docs], db, uncapped_config(work), f" on {n} items")
     stages = stage_totals(result.stderr)
     other = {k: v for k, v in stages.items() if k != "embed"}
-    size_mb = db.stat().st_size / 2**20
+    folder = segment_folder(db)  # the file and its sealed segments
+    size_mb = (db.stat().st_size + sum(p.stat().st_size for p in folder.glob("*"))) / 2**20
     if not keep:
         db.unlink()
+        shutil.rmtree(folder, ignore_errors=True)
     return {
         "items": n,
         "cached_vectors": seeded,
@@ -141,10 +145,7 @@ def closed_story_search(stored: Path, later: list[dict], work: Path) -> dict[str
     """A cron-sized run of `later` items on the store of the largest point grown to an archive of
     `ARCHIVE_STORIES` stories, with and without the closed-story search (`stories.reopen`), each on its own
     copy of the store: what the search adds to the run."""
-    import shutil
-
     from pipeline.store import Store
-    from pipeline.store.segments import segment_folder
 
     docs = work / "later.jsonl"
     write_jsonl(later, docs)
@@ -207,7 +208,7 @@ def render(result: dict[str, Any]) -> str:
             f"{first['seconds_without_embedding']:.1f} s -> {last['seconds_without_embedding']:.1f} s "
             f"(x{growth:.1f}); peak memory at {last['items']}: {last['process_peak_mb']:.0f} MB for the whole process "
             "(reading the cached vectors included).",
-            f"Database size (articles, stories, members, embedding cache): {last['database_mb_per_100k_articles']:.0f} MB "
+            f"Database size (the file and its segments: articles, stories, members, both caches): {last['database_mb_per_100k_articles']:.0f} MB "
             "per 100k headline-only articles.",
             *_search_lines(result.get("closed_story_search")),
         ]

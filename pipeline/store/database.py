@@ -34,8 +34,8 @@ class Store(RunWrites, RunLookups, ReaderQueries, Database):
         super().__init__(path, read_only, create, wait_seconds)
         self.segments = segment_folder(Path(published or path))
         # A writer migrates first, checks that its segments are there, then points the views at them if they do
-        # not read them yet (a new
-        # file, a migration, or a store moved with its folder), and filters the segments sealed without one.
+        # not read them yet (a new file, a migration, or a store moved with its folder), and filters the segments
+        # sealed without one.
         if not read_only:
             migrated = self.migrate()
             missing = missing_segments(self.db, self.segments)
