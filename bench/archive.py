@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import copy_store, machine, markdown_table, measured_run, stage_totals, write_results
+from bench.common import copy_store, machine, markdown_table, measured_run, stage_totals, store_bytes, write_results
 from bench.scale import CACHE, embedded_contents, vector_cache
 from pipeline.config import Config, load_config
 from pipeline.dedup import signature_scheme
@@ -194,10 +194,6 @@ def reader_seconds(db: Path, work: Path) -> dict[str, float]:
     shutil.rmtree(work / "export", ignore_errors=True)
     (work / "report.html").unlink(missing_ok=True)
     return found
-
-
-def store_bytes(db: Path) -> int:
-    return db.stat().st_size + sum(p.stat().st_size for p in segment_folder(db).glob("*")) if db.exists() else 0
 
 
 def seed_vectors(db: Path, items: Path, config: Config, index: dict[str, int], vectors: np.ndarray) -> None:

@@ -190,3 +190,10 @@ def copy_store(source: Path, target: Path) -> None:
         linked.mkdir()
         for path in folder.iterdir():
             (linked / path.name).symlink_to(path)
+
+
+def store_bytes(db: Path) -> int:
+    """Bytes of a store: its database file and its segments."""
+    from pipeline.store.segments import segment_folder
+
+    return db.stat().st_size + sum(p.stat().st_size for p in segment_folder(db).glob("*")) if db.exists() else 0

@@ -21,7 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import copy_store, machine, markdown_table, measured_run, stage_totals, uncapped_config, write_results
+from bench.common import (
+    copy_store,
+    machine,
+    markdown_table,
+    measured_run,
+    stage_totals,
+    store_bytes,
+    uncapped_config,
+    write_results,
+)
 from bench.stream import generate, templates_from, write_jsonl
 from pipeline.config import Config, load_config
 from pipeline.embed import Embedder, model_id
@@ -92,11 +101,10 @@ def bench_point(
     result = measured_run([docs], db, uncapped_config(work), f" on {n} items")
     stages = stage_totals(result.stderr)
     other = {k: v for k, v in stages.items() if k != "embed"}
-    folder = segment_folder(db)  # the file and its sealed segments
-    size_mb = (db.stat().st_size + sum(p.stat().st_size for p in folder.glob("*"))) / 2**20
+    size_mb = store_bytes(db) / 2**20  # the file and its sealed segments
     if not keep:
         db.unlink()
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(segment_folder(db), ignore_errors=True)
     return {
         "items": n,
         "cached_vectors": seeded,

@@ -87,8 +87,8 @@ _ANY_CASE = _Patterns(_LABEL, _DATE_MARK, _DATE_WORD, _FULL_DATE, lambda text: a
 _LOWER = _Patterns(
     *(re.compile(p.pattern) for p in (_LABEL, _DATE_MARK, _DATE_WORD, _FULL_DATE)), re.compile("[0-9]").search
 )
-_ASCII_LETTERS = (string.ascii_letters).encode("ascii")
-_ASCII_CAPITALS = (string.ascii_uppercase).encode("ascii")
+_ASCII_LETTERS = string.ascii_letters.encode("ascii")
+_ASCII_CAPITALS = string.ascii_uppercase.encode("ascii")
 # A trailing site name: a separator, then a segment naming an outlet (a domain, a broadcaster's call letters,
 # or an outlet word), and everything after it: " - KXLF.com | Continuous News | Butte, Montana".
 _SITE_SEPARATOR = re.compile(r"\s*:\s+|\s+(?:[-|–—]|::)\s+")
@@ -163,7 +163,7 @@ def without_site_name(title: str) -> str:
 def is_date_line(title: str) -> bool:
     """A title that says when, not what: it names a date or time, and fewer than 3 (or a third) of its words are
     not date words."""
-    if title.isascii():  # the same tests on the lower-cased text, without IGNORECASE (see `_Lowered`)
+    if title.isascii():  # the same tests on the lower-cased text, without IGNORECASE (see `_LOWER`)
         return _is_date_line(title.lower(), _LOWER)
     return _is_date_line(title, _ANY_CASE)
 
@@ -189,9 +189,7 @@ def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
         reasons.append("a label, teaser or opinion")
     if _is_date_line(text, patterns):
         reasons.append("a date line")
-    elif _TWO_DIGITS_END.search(title) and patterns.full_date.search(
-        text
-    ):  # a full date ends in two digits: cheap test first
+    elif _TWO_DIGITS_END.search(title) and patterns.full_date.search(text):  # a full date ends in two digits
         reasons.append("dated")
     if truncated:
         reasons.append("cut")

@@ -49,9 +49,14 @@ def _positions(first: np.ndarray, second: np.ndarray, bits: int) -> np.ndarray:
         return (first[:, None] + steps[None, :] * second[:, None]) % np.uint64(bits)
 
 
+def _filter_bits(keys: int) -> int:
+    """The size in bits of the filter of a segment of `keys` keys (whole bytes)."""
+    return max(64, -(-BITS_PER_KEY * keys // 8) * 8)
+
+
 def build_filter(keys: list[str]) -> bytes:
     """The filter bits of a segment holding `keys` (packed, most significant bit first)."""
-    bits = max(64, -(-BITS_PER_KEY * len(keys) // 8) * 8)
+    bits = _filter_bits(len(keys))
     flags = np.zeros(bits, dtype=bool)
     if keys:
         flags[_positions(*key_hashes(keys), bits).ravel()] = True
@@ -98,20 +103,21 @@ def read_filter(folder: Path, file: str) -> bytes | None:
     if len(data) <= _HEADER.itemsize:
         return None
     header = np.frombuffer(data[: _HEADER.itemsize], dtype=_HEADER)[0]
-    bits = max(64, -(-BITS_PER_KEY * int(header["keys"]) // 8) * 8)
+    bits = _filter_bits(int(header["keys"]))
     if header["magic"] != _MAGIC or header["probes"] != PROBES or len(data) - _HEADER.itemsize != bits // 8:
         return None
     return data[_HEADER.itemsize :]
 
 
 def add_missing_filters(db: Any, folder: Path) -> int:
-    """Write the filters of the active keyed segments that have none (sealed before filters existed)."""
+    """Write the filters of the active keyed segments that have none (sealed before filters existed); the
+    segments themselves are there (`segments.missing_segments`, checked first)."""
     files = db.execute(
         "SELECT file, segment_table FROM segments WHERE replaced_at IS NULL AND list_contains(?, segment_table) "
         "ORDER BY file",
         [list(KEY_COLUMNS)],
     ).fetchall()
-    missing = [(f, view) for f, view in files if (folder / f).exists() and not filter_path(folder, f).exists()]
+    missing = [(file, view) for file, view in files if not filter_path(folder, file).exists()]
     for file, view in missing:
         write_filter(db, folder, file, view)
     return len(missing)

@@ -53,8 +53,6 @@ def active_files(db: Any, name: str) -> list[str]:
 
 def missing_segments(db: Any, folder: Path) -> list[str]:
     """The active segment files that are not in `folder` (a database copied or moved without its folder)."""
-    if not db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'segments'").fetchall()[0][0]:
-        return []
     files = db.execute("SELECT file FROM segments WHERE replaced_at IS NULL ORDER BY file").fetchall()
     return [file for (file,) in files if not (folder / file).exists()]
 
