@@ -19,8 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from pipeline.arrays import fixed_rows, unique_values
 from pipeline.config import NearDuplicateConfig
@@ -63,24 +61,35 @@ def signatures(texts: list[str], config: NearDuplicateConfig) -> tuple[np.ndarra
     result = np.full((len(texts), config.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     if not grams:
         return result, np.zeros(len(texts), dtype=bool)
-    owner_array = np.repeat(np.arange(len(texts)), [len(found) for found in per_text])
+    owner = np.repeat(np.arange(len(texts)), [len(found) for found in per_text])
     ids = np.fromiter(map(vocabulary.__getitem__, grams), dtype=np.int64, count=len(grams))
-    starts = np.flatnonzero(np.r_[True, owner_array[1:] != owner_array[:-1]])
-    ends = np.r_[starts[1:], len(ids)]
-    rows_per_block = max(1, (1 << 25) // config.num_perm)  # about 128 MB of products at a time
-    block_start = 0
-    while block_start < len(starts):
-        # As many items as fit in one block of shingle rows (at least one item).
-        block_end = max(block_start + 1, int(np.searchsorted(ends, starts[block_start] + rows_per_block, "right")))
-        first, last = starts[block_start], ends[block_end - 1]
-        with np.errstate(over="ignore"):
-            permuted = hashes[ids[first:last], None] * a + b  # uint32 arithmetic wraps: mod 2^32
-        items = owner_array[starts[block_start:block_end]]
-        result[items] = np.minimum.reduceat(permuted, starts[block_start:block_end] - first, axis=0)
-        block_start = block_end
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    result[owner[starts]] = _segment_minima(hashes[ids], starts, np.diff(np.r_[starts, len(ids)]), a, b)
     has_shingles = np.zeros(len(texts), dtype=bool)
-    has_shingles[owner_array[starts]] = True
+    has_shingles[owner[starts]] = True
     return result, has_shingles
+
+
+def _segment_minima(
+    values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """Per segment of `values` (`starts`, `lengths` > 0): the minimum of `a·v + b mod 2^32` over its values, for
+    each permutation (a row of len(a)).
+
+    The k-th value of every segment at once, longest segments first (so those still going are a prefix):
+    as many numpy calls as the longest segment has values. `np.minimum.reduceat` over the permuted rows
+    took 0.48 s for the 230k shingles of 33k headlines, this 0.056 s (measured together), and it never
+    holds more than one permuted row per segment (the products of all shingles were 118 MB there)."""
+    order = np.argsort(-lengths, kind="stable")
+    first, remaining = starts[order], -lengths[order]  # ascending: segments longer than k are the first ones
+    with np.errstate(over="ignore"):  # uint32 arithmetic wraps: mod 2^32
+        minima = values[first, None] * a + b
+        for k in range(1, int(-remaining[0]) if len(remaining) else 0):
+            going = int(np.searchsorted(remaining, -k, side="left"))
+            np.minimum(minima[:going], values[first[:going] + k, None] * a + b, out=minima[:going])
+    out = np.empty_like(minima)
+    out[order] = minima
+    return out
 
 
 def _murmur_finalizer(values: np.ndarray) -> np.ndarray:
@@ -153,11 +162,8 @@ def find_near_duplicates(
     """
     n = len(texts)
     first_by_hash: dict[str, int] = {}
-    exact: list[tuple[int, int]] = []
-    for i, digest in enumerate(hashes):
-        j = first_by_hash.setdefault(digest, i)
-        if j != i:
-            exact.append((j, i))
+    first = [first_by_hash.setdefault(digest, i) for i, digest in enumerate(hashes)]
+    exact = [(j, i) for i, j in enumerate(first) if j != i]
     representatives = np.array(sorted(first_by_hash.values()), dtype=np.int64)
     if signature is None:
         signature, has_shingles = signatures([texts[i] for i in representatives], config)
@@ -185,6 +191,9 @@ def find_near_duplicates(
     keys, position = np.unique(all_pairs[:, 0] * max(n, 1) + all_pairs[:, 1], return_index=True)
     pairs, jaccard = all_pairs[position], all_jaccard[position]
     # Copies of a representative inherit its near-duplicate pairs through the groups.
+    from scipy import sparse  # here, not at import: a run with nothing new never needs scipy (0.3 s)
+    from scipy.sparse.csgraph import connected_components
+
     graph = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     _, component = connected_components(graph, directed=False)
     _, first = np.unique(component, return_index=True)

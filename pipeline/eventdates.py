@@ -177,6 +177,21 @@ class DateEvidence:
             (np.ones(columns, dtype=np.float32), (np.arange(columns), self.channel)), shape=(columns, len(CHANNELS))
         )
 
+    def rows(self, items: np.ndarray) -> DateEvidence:
+        """The evidence of these items (positions), in this order: the same rows, and kinds (numbered in
+        order of first appearance) that stay so when `items` first lists each in order."""
+        listed = items.tolist()
+        return DateEvidence(
+            cover=self.cover[items],
+            mass=self.mass[items],
+            channel=self.channel,
+            known=self.known[items],
+            mention=self.mention[items],
+            item_dates=[self.item_dates[i] for i in listed],
+            sources=[self.sources[i] for i in listed],
+            kind=self.kind[items],
+        )
+
     def only(self, names: tuple[str, ...]) -> DateEvidence:
         """The same evidence with the other channels unknown (for tests and explanations)."""
         keep = np.array([name in names for name in CHANNELS])
@@ -213,8 +228,33 @@ def date_evidence(
     n = len(bodies)
     if tolerance_days <= 0:
         bodies, published = [""] * n, [None] * n
-    sets = [date_sets(body, when) for body, when in zip(bodies, published, strict=True)]
     titles = titles or [""] * n
+    # An item's evidence depends on its body and publication day only (and, undated, on its title's years):
+    # each distinct one is read once, then each item takes its rows. A stream repeats its texts and has a
+    # few hundred days, so 200k items hold a few thousand distinct ones (5 s read one by one).
+    number: dict[tuple, int] = {}
+    rows = np.fromiter(
+        (
+            number.setdefault((body, None, title) if when is None else (body, when.date(), None), len(number))
+            for body, title, when in zip(bodies, titles, published, strict=True)
+        ),
+        dtype=np.int64,
+        count=n,
+    )
+    if len(number) == n:
+        return _date_evidence(bodies, published, tolerance_days, titles)
+    first = np.unique(rows, return_index=True)[1].tolist()  # the first item of each distinct key, in order
+    distinct = _date_evidence(
+        [bodies[i] for i in first], [published[i] for i in first], tolerance_days, [titles[i] for i in first]
+    )
+    return distinct.rows(rows)
+
+
+def _date_evidence(
+    bodies: list[str], published: list[datetime | None], tolerance_days: float, titles: list[str]
+) -> DateEvidence:
+    """`date_evidence` read item by item: what the distinct fast path must equal (`tests/test_fastpaths.py`)."""
+    sets = [date_sets(body, when) for body, when in zip(bodies, published, strict=True)]
     years = [
         when.year if when is not None else main_year(f"{title}\n{body}")
         for title, body, when in zip(titles, bodies, published, strict=True)

@@ -18,6 +18,7 @@ The runner (`pipeline.runner`) only wires these together; all SQL is in `pipelin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import resource
 import time
@@ -68,6 +69,30 @@ def peak_memory_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def release_free_memory() -> None:
+    """Hand the memory freed by a stage back to the system: Arrow's pool (mimalloc keeps it) and the pages of
+    the C heap (glibc's `malloc_trim`; elsewhere nothing).
+
+    A stage frees millions of small objects (records, strings, lists) and the Arrow tables of what it read
+    (the cached vectors: 160 MB at 200k items), and both allocators keep their pages: the next stage's
+    arrays then come on top of them, and the process's peak with them. Called between stages; a few
+    milliseconds each."""
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    import ctypes
+
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:
+        return None
+
+
 class StageTimer:
     """Times stages and sums their seconds per name; each stage's counters go to the log callback."""
 
@@ -81,6 +106,7 @@ class StageTimer:
         counts: dict[str, Any] = {}
         start = time.perf_counter()
         yield counts
+        release_free_memory()  # counted in the stage: what it freed
         self.record(name, time.perf_counter() - start, counts, items)
 
     def record(self, name: str, seconds: float, counts: dict[str, Any], items: int | None = None) -> None:
