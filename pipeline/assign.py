@@ -111,7 +111,6 @@ def assign_stories(
     evidence = _MemberEvidence(
         items,
         [a.content for a in items],
-        vectors,
         fit.tolist(),
         agreement.tolist(),
         copy_of,
@@ -125,7 +124,10 @@ def assign_stories(
     with threadpool_limits(limits=1, user_api="blas"), collector_paused():
         for story in sorted(plan.touched):
             members = sorted(by_story[story])
-            plan.members.extend(evidence.rows(story, members, n_context))
+            member_vectors = vectors[members]
+            # The members' mean vector, once for the rows' centroid and the headline's centrality.
+            mean = member_vectors[0] if len(members) == 1 else member_vectors.mean(axis=0)
+            plan.members.extend(evidence.rows(story, members, member_vectors, mean, n_context))
             for i, last, gap in reopenings(items, members, n_context, config.stories.window_hours, newest):
                 plan.reopenings.append(
                     {
@@ -149,7 +151,7 @@ def assign_stories(
                 )
                 for i in members
             ]
-            headline = choose_headline(candidates, vectors[members])
+            headline = choose_headline(candidates, member_vectors, mean)
             dates = [items[i].published_at for i in members if items[i].published_at is not None]
             plan.stories.append(
                 {
@@ -176,22 +178,21 @@ class _MemberEvidence:
 
     items: list[Article]
     contents: list[str]
-    vectors: np.ndarray
     fit: list[float]  # mean similarity with the other members (NaN: alone, or not new)
     agreement: list[float]  # mean date agreement with them
     copy_of: list[int]  # the first item of its near-duplicate group (-1: none)
     item_dates: list[Any]
     sources: list[str]  # which evidence fixed each item's event time (`pipeline.eventdates.TIME_SOURCES`)
 
-    def rows(self, story: str, members: list[int], n_context: int) -> list[dict[str, Any]]:
-        """`story_members` rows of the new ones among `members` (sorted): centroid and nearest-member
-        similarity, the merge rule's numbers, dates, and the names most members give that it shares or lacks."""
-        from pipeline.similarity import entity_tokens
+    def rows(
+        self, story: str, members: list[int], member_vectors: np.ndarray, mean: np.ndarray, n_context: int
+    ) -> list[dict[str, Any]]:
+        """`story_members` rows of the new ones among `members` (sorted; `member_vectors` their vectors, `mean`
+        their mean): centroid and nearest-member similarity, the merge rule's numbers, dates, and the names most
+        members give that it shares or lacks."""
+        from pipeline.headline import entity_set
 
-        member_vectors = self.vectors[members]
-        # The mean of one vector is that vector (a copy: the division below is in place).
-        centroid = member_vectors[0].copy() if len(members) == 1 else member_vectors.mean(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        centroid = mean / max(float(np.sqrt(mean @ mean)), 1e-12)  # np.linalg.norm's float32 sums, without its checks
         nearest: list[int | None] = [None] * len(members)
         nearest_similarity: list[float | None] = [None] * len(members)
         contents = [self.contents[i] for i in members]
@@ -203,13 +204,17 @@ class _MemberEvidence:
             best = pairwise.argmax(axis=1)
             nearest = best.tolist()
             nearest_similarity = [round(x, 4) for x in pairwise[np.arange(len(members)), best].tolist()]
-            found = {content: set(entity_tokens(content)) for content in names_of}
+            found = {content: entity_set(content) for content in names_of}
             counts = Counter(chain.from_iterable(map(found.__getitem__, contents)))
             shared = sorted(name for name, count in counts.items() if count >= len(members) / 2)
-            names_of = {
-                content: ([n for n in shared if n in names], [n for n in shared if n not in names])
-                for content, names in found.items()
-            }
+            if shared:  # else every member shares and lacks nothing, as `names_of` says already
+                names_of = {
+                    content: ([n for n in shared if n in names], [n for n in shared if n not in names])
+                    for content, names in found.items()
+                }
+        # Each member's dot product with the centroid as `member_vectors[position] @ centroid` gives it (vecdot:
+        # one BLAS dot per row, the same float32 sums; a matrix-vector product adds in another order).
+        similarity = np.vecdot(member_vectors, centroid).tolist()
         rows = []
         items, isnan = self.items, math.isnan
         for position, i in enumerate(members):
@@ -222,7 +227,7 @@ class _MemberEvidence:
                 {
                     "story_id": story,
                     "article_id": items[i].article_id,
-                    "similarity": round(float(member_vectors[position] @ centroid), 4),
+                    "similarity": round(similarity[position], 4),
                     "nearest_article_id": items[members[closest]].article_id if closest is not None else None,
                     "nearest_similarity": nearest_similarity[position],
                     "near_duplicate_group": items[copy_of].article_id if copy_of >= 0 else None,

@@ -24,15 +24,18 @@ last resort. Candidates are already cleaned by the normalize stage (no source na
 from __future__ import annotations
 
 import functools
+import heapq
 import re
 import string
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from itertools import chain
 
 import numpy as np
 
 from pipeline.eventdates import CALENDAR_WORDS
+from pipeline.similarity import entity_tokens, term_weights
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _MIN_WORDS, _MAX_WORDS = 4, 40
@@ -131,12 +134,20 @@ def first_sentence(text: str, truncated: bool) -> tuple[str, bool]:
 @functools.lru_cache(maxsize=1 << 18)
 def title_terms(text: str) -> frozenset[str]:
     """The content terms of a text: lower-cased words and numbers without stop words."""
+    stop_words = _stop_words()
+    if text.isascii():  # lower-casing ASCII changes no word boundary: one call for the whole text
+        return frozenset(_TERM.findall(text.lower())).difference(stop_words)
+    lowered = map(str.lower, _TERM.findall(text))
+    return frozenset(token for token in lowered if token not in stop_words)
+
+
+@functools.cache
+def _stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words, imported when first needed (an import statement per title costs a
+    microsecond)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    if text.isascii():  # lower-casing ASCII changes no word boundary: one call for the whole text
-        return frozenset(_TERM.findall(text.lower())).difference(ENGLISH_STOP_WORDS)
-    lowered = map(str.lower, _TERM.findall(text))
-    return frozenset(token for token in lowered if token not in ENGLISH_STOP_WORDS)
+    return ENGLISH_STOP_WORDS
 
 
 _TERM = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]")
@@ -176,7 +187,7 @@ def _is_date_line(title: str, patterns: _Patterns) -> bool:
     return rest < 3 or rest * 3 < len(words)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 18)
 def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
     """A factor in (0, 1] for what makes a title a poor canonical headline, and the reasons found."""
     reasons = []
@@ -223,36 +234,57 @@ class TitleScore:
 
 def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
     """`TitleScore` of every candidate's title against all members (title and body) of the story."""
-    from pipeline.similarity import entity_tokens, term_weights
+    scored = {
+        key: TitleScore(fit * style_penalty(*key)[0], coverage, precision, style_penalty(*key)[1], fit)
+        for key, (coverage, precision, fit) in _consensus(candidates).items()
+    }
+    return [scored[(c.title, c.truncated)] for c in candidates]
 
+
+def _consensus(candidates: list[HeadlineCandidate]) -> dict[tuple[str, bool], tuple[float, float, float]]:
+    """Coverage, precision and fit (their harmonic mean) of each distinct (title, cut) of a story's candidates.
+
+    Only what the scores read is computed: the counts of every term, the weights of the titles' terms and of
+    the terms most members give (not of the whole vocabulary, nor sorted); a wire copy's terms are counted as
+    often as it has copies, as every member's are.
+    """
     n = len(candidates)
-    # Wire copies: each distinct text's terms once, counted as often as it has copies.
-    contents = Counter(f"{c.title}\n{c.text}".strip() for c in candidates).items()
-    counts: Counter[str] = Counter()
-    name_counts: Counter[str] = Counter()
-    for content, copies in contents:
-        _add(counts, title_terms(content), copies)
-        _add(name_counts, set(entity_tokens(content)), copies)
-    vocabulary = sorted(counts)
-    weight = dict(zip(vocabulary, term_weights(vocabulary).tolist(), strict=True))
-    weighted_support = {t: weight[t] * (counts[t] / n) for t in vocabulary}  # weight times the share that gives it
-    shared_names = {name for name, k in name_counts.items() if k >= max(2, _SHARED * n)}
-    shared = [t for t in vocabulary if counts[t] / n >= _SHARED and counts[t] >= 2 and weight[t] > 0]
+    contents = [f"{c.title}\n{c.text}".strip() for c in candidates]
+    counts = Counter(chain.from_iterable(map(title_terms, contents)))
+    names = Counter(chain.from_iterable(map(entity_set, contents)))
+    shared_names = {name for name, k in names.items() if k >= max(2, _SHARED * n)}
+    shared = sorted(t for t, k in counts.items() if k / n >= _SHARED and k >= 2 and term_weight(t) > 0)
     if shared_names:  # the facts: names and numbers most members give, where there are any
         shared = [t for t in shared if t in shared_names]
-    shared_total = sum(weight[t] for t in shared)
-    scored: dict[tuple[str, bool], TitleScore] = {}
+    shared_weights = [term_weight(t) for t in shared]
+    shared_total = sum(shared_weights)
+    scored: dict[tuple[str, bool], tuple[float, float, float]] = {}
     for key in dict.fromkeys((c.title, c.truncated) for c in candidates):  # each distinct title once
-        title, truncated = key
-        # A title's terms are in the vocabulary: its own member's content begins with it.
-        terms = title_terms(title) if title else frozenset()
-        total = sum(map(weight.__getitem__, terms))
-        precision = sum(map(weighted_support.__getitem__, terms)) / total if total else 0.0
-        coverage = sum(weight[t] for t in shared if t in terms) / shared_total if shared_total else precision
-        factor, problems = style_penalty(title, truncated)
+        # A title's terms are counted: its own member's content begins with it.
+        terms = title_terms(key[0]) if key[0] else frozenset()
+        weights = list(map(term_weight, terms))
+        total = sum(weights)
+        precision = sum([w * (counts[t] / n) for t, w in zip(terms, weights, strict=True)]) / total if total else 0.0
+        if shared_total:
+            coverage = sum([w for t, w in zip(shared, shared_weights, strict=True) if t in terms]) / shared_total
+        else:
+            coverage = precision
         fit = 2 * coverage * precision / (coverage + precision) if coverage + precision else 0.0
-        scored[key] = TitleScore(fit * factor, coverage, precision, tuple(problems), fit)
-    return [scored[(c.title, c.truncated)] for c in candidates]
+        scored[key] = (coverage, precision, fit)
+    return scored
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def entity_set(content: str) -> frozenset[str]:
+    """The distinct names and numbers of a text (`pipeline.similarity.entity_tokens`), kept for the run's
+    stories: their headlines, names and member rows read them."""
+    return frozenset(entity_tokens(content))
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def term_weight(term: str) -> float:
+    """`pipeline.similarity.term_weights` of one term, as the float32 it is there."""
+    return term_weights([term]).item()
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -271,26 +303,63 @@ def agreement_scores(candidates: list[HeadlineCandidate], centrality: list[float
     centre (all members of a smaller story). A member's own title is not its reference; its own first sentence
     counts `OWN_LEAD_WEIGHT` of a reference: a news title states what its lead says, so a title that its own
     lead bears out reports the event, while a follow-up angle or teaser does not (in a story of two, the only
-    other evidence there is). All pairs at once: word-incidence matrices of titles and references, their
-    product the shared words.
+    other evidence there is).
+
+    A large story's pairs at once (word-incidence matrices of titles and references, their product the shared
+    words); a small one's by set intersections, where a dozen numpy calls cost more than its few pairs. Both
+    give the same numbers (tests/test_headline_fastpaths.py): Dice as float32, summed in reference order.
     """
-    order = sorted(range(len(candidates)), key=lambda i: (-centrality[i], candidates[i].article_id))
-    references, owners, leads = [], [], []
-    for i in order[:MAX_REFERENCES]:
-        sentence = first_sentence(candidates[i].text, candidates[i].text_truncated)[0] if candidates[i].text else ""
-        for text, lead in ((candidates[i].title, False), (sentence, True)):
-            if text:
-                references.append(text)
-                owners.append(i)
-                leads.append(lead)
+    nearest = heapq.nsmallest(
+        MAX_REFERENCES, range(len(candidates)), key=lambda i: (-centrality[i], candidates[i].article_id)
+    )
+    references: list[tuple[frozenset[str], int, float]] = []  # words, owner, weight when the owner's own
+    for i in nearest:
+        candidate = candidates[i]
+        if candidate.title:
+            references.append((word_set(candidate.title), i, 0.0))
+        if candidate.text:
+            sentence = first_sentence(candidate.text, candidate.text_truncated)[0]
+            if sentence:
+                references.append((word_set(sentence), i, OWN_LEAD_WEIGHT))
     first_of: dict[str, int] = {}
     for i, candidate in enumerate(candidates):
         if candidate.title:
             first_of.setdefault(candidate.title, i)
+    if len(first_of) * len(references) >= _MATRIX_PAIRS:
+        return _agreement_matrices(first_of, references)
+    owners = {owner for _, owner, _ in references}
+    sets = [(reference, len(reference)) for reference, _, _ in references]
+    means = {}
+    for title, first in first_of.items():
+        words = word_set(title)
+        size = len(words)
+        if first not in owners:  # every reference counts once (the common case: a few loops less)
+            dice = [_dice(len(words & reference), size + n) if size + n else 0.0 for reference, n in sets]
+            means[title] = sum(dice) / len(dice) if dice else 0.0
+            continue
+        shared = total = 0.0
+        for reference, owner, own_weight in references:
+            weight = own_weight if owner == first else 1.0
+            if weight:
+                total += weight
+                both = size + len(reference)
+                if both:
+                    shared += _dice(len(words & reference), both) * weight
+        means[title] = shared / total if total > 0 else 0.0
+    return means
+
+
+_MATRIX_PAIRS = 512  # title-reference pairs from which a story's agreement is computed with matrices
+
+
+def _agreement_matrices(
+    first_of: dict[str, int], references: list[tuple[frozenset[str], int, float]]
+) -> dict[str, float]:
+    """`agreement_scores` of the titles (each with its first member) by word-incidence matrices."""
     titles = list(first_of)
     # Columns: the references' words only; a title's other words count in its size, never as shared.
     vocabulary: dict[str, int] = {}
-    reference_words = [[vocabulary.setdefault(w, len(vocabulary)) for w in word_set(t)] for t in references]
+    reference_words = [[vocabulary.setdefault(w, len(vocabulary)) for w in words] for words, _, _ in references]
     known = frozenset(vocabulary)
     title_sets = [word_set(t) for t in titles]
     title_matrix = _incidence([[vocabulary[w] for w in words & known] for words in title_sets], len(vocabulary))
@@ -299,8 +368,10 @@ def agreement_scores(candidates: list[HeadlineCandidate], centrality: list[float
     title_sizes = np.array([len(words) for words in title_sets], dtype=np.float32)
     sizes = title_sizes[:, None] + reference_matrix.sum(axis=1)[None, :]
     dice = np.divide(2 * shared, sizes, out=np.zeros_like(shared), where=sizes > 0)  # an empty side shares 0
-    own = np.array(owners)[None, :] == np.array([first_of[t] for t in titles])[:, None]
-    weights = np.where(own, np.where(np.array(leads)[None, :], OWN_LEAD_WEIGHT, 0.0), 1.0)
+    owners = np.array([owner for _, owner, _ in references])
+    own = owners[None, :] == np.array([first_of[t] for t in titles])[:, None]
+    own_weights = np.array([weight for _, _, weight in references])
+    weights = np.where(own, own_weights[None, :], 1.0)
     total = weights.sum(axis=1)
     means = np.divide((dice * weights).sum(axis=1), total, out=np.zeros_like(total), where=total > 0)
     return dict(zip(titles, means.tolist(), strict=True))
@@ -314,34 +385,38 @@ def _incidence(rows: list[list[int]], columns: int) -> np.ndarray:
     return matrix
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _dice(shared: int, sizes: int) -> float:
+    """2 · shared / sizes as the float32 it is in a float32 matrix product."""
+    return float(np.float32(2 * shared) / np.float32(sizes))
+
+
 def title_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> list[TitleScore]:
     """Agreement and consensus of every candidate's title, combined and marked down for style."""
-    agreement = agreement_scores(candidates, centrality)
-    scored: dict[tuple[str, bool], TitleScore] = {}
-    for candidate, consensus in zip(candidates, consensus_scores(candidates), strict=True):
-        key = (candidate.title, candidate.truncated)
-        if key in scored:  # each distinct title once
-            continue
-        factor = style_penalty(*key)[0]
-        agree = agreement.get(candidate.title, 0.0)
-        score = (_AGREEMENT_WEIGHT * agree + (1 - _AGREEMENT_WEIGHT) * consensus.fit) * factor
-        scored[key] = TitleScore(
-            score, consensus.coverage, consensus.precision, consensus.problems, consensus.fit, agree
-        )
+    scored = {key: TitleScore(*values) for key, values in _title_scores(candidates, centrality).items()}
     return [scored[(c.title, c.truncated)] for c in candidates]
 
 
-def _add(counter: Counter[str], terms: frozenset[str] | set[str], copies: int) -> None:
-    """Count each of `terms` `copies` times (distinct terms: a plain update when there is one copy)."""
-    if copies == 1:
-        counter.update(terms)
-    else:
-        for term in terms:
-            counter[term] += copies
+_Scored = tuple[float, float, float, tuple[str, ...], float, float]  # the fields of `TitleScore`, in its order
 
 
-def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) -> Headline:
-    """Pick the story headline; `vectors` are the members' unit embeddings in the same order."""
+def _title_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> dict[tuple[str, bool], _Scored]:
+    """`title_scores` of each distinct (title, cut), as tuples: a story's choice reads one of them."""
+    agreement = agreement_scores(candidates, centrality)
+    scored: dict[tuple[str, bool], _Scored] = {}
+    for key, (coverage, precision, fit) in _consensus(candidates).items():
+        factor, problems = style_penalty(*key)
+        agree = agreement.get(key[0], 0.0)
+        score = (_AGREEMENT_WEIGHT * agree + (1 - _AGREEMENT_WEIGHT) * fit) * factor
+        scored[key] = (score, coverage, precision, problems, fit, agree)
+    return scored
+
+
+def choose_headline(
+    candidates: list[HeadlineCandidate], vectors: np.ndarray, mean: np.ndarray | None = None
+) -> Headline:
+    """Pick the story headline; `vectors` are the members' unit embeddings in the same order (`mean`: their mean,
+    where the caller has it)."""
     cleaned = [without_site_name(c.title) if c.title else c.title for c in candidates]
     site_removed = {c.article_id for c, title in zip(candidates, cleaned, strict=True) if title != c.title}
     if site_removed:  # a copy only of the candidates whose title changed
@@ -349,16 +424,19 @@ def choose_headline(candidates: list[HeadlineCandidate], vectors: np.ndarray) ->
     if len(candidates) == 1 and candidates[0].title:  # a story of one: its title, nothing to weigh
         reason = "the only member's title" + ("; site name removed" if site_removed else "")
         return Headline(candidates[0].title, candidates[0].article_id, "title", reason)
-    centrality = (vectors @ vectors.mean(axis=0)).tolist()
+    centrality = (vectors @ (vectors.mean(axis=0) if mean is None else mean)).tolist()
     titled = [i for i in range(len(candidates)) if candidates[i].title]
     if titled:
-        scores = title_scores(candidates, centrality)
+        scores = _title_scores(candidates, centrality)
+        keys = [(c.title, c.truncated) for c in candidates]
+        rounded = {key: round(scored[0], 6) for key, scored in scores.items() if key[0]}
+        top = max(rounded.values())  # the best score; ties go to the most central member, then the smallest id
         best = min(
-            titled,
-            key=lambda i: (-round(scores[i].score, 6), -round(centrality[i], 6), candidates[i].article_id),
+            (i for i in titled if rounded[keys[i]] == top),
+            key=lambda i: (-round(centrality[i], 6), candidates[i].article_id),
         )
-        chosen = scores[best]
-        skipped = sum(1 for i in titled if scores[i].problems)
+        chosen = TitleScore(*scores[keys[best]])
+        skipped = sum(1 for i in titled if scores[keys[i]][3])
         reason = (
             f"member title that agrees best with the reports, {chosen.score:.2f} of {len(titled)} titles: shares "
             f"{chosen.agreement:.0%} of its words with the other titles and the first sentences (its own counted "

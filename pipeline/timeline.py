@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from datetime import date, datetime
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -156,16 +157,17 @@ def reach_days(config: ClusterConfig) -> int:
 
 def rarest_names(contents: list[str], limit: int = NAMES_PER_STORY) -> list[str]:
     """The rarest names and numbers that at least half of these texts give (each distinct text once)."""
-    from pipeline.similarity import entity_tokens, term_weights
+    from pipeline.headline import entity_set, term_weight
 
-    found = [set(entity_tokens(text)) for text in dict.fromkeys(contents)]
-    counts = Counter(name for names in found for name in names)
-    common = sorted(name for name, count in counts.items() if 2 * count >= len(found))
-    if not common:
-        return []
-    weights = term_weights(common)
-    order = sorted(range(len(common)), key=lambda k: (-float(weights[k]), common[k]))
-    return [common[k] for k in order[:limit] if weights[k] > 0]
+    texts = list(dict.fromkeys(contents))
+    if len(texts) == 1:  # a story of one text (a report and its copies): all its names
+        common = sorted(entity_set(texts[0]))
+    else:
+        counts = Counter(chain.from_iterable(map(entity_set, texts)))
+        common = sorted(name for name, count in counts.items() if 2 * count >= len(texts))
+    weights = dict(zip(common, map(term_weight, common), strict=True))
+    order = sorted(common, key=lambda name: (-weights[name], name))  # names are distinct: the order of ties is by name
+    return [name for name in order[:limit] if weights[name] > 0]
 
 
 def closed_story_probes(items: list[Article], config: ClusterConfig) -> ClosedStoryProbes:
@@ -192,6 +194,8 @@ def reopenings(
     def hours(later: datetime, earlier: datetime) -> float:
         return (later - earlier).total_seconds() / 3600
 
+    if len(members) == 1 and members[0] >= new_from:  # a new story of one: no earlier report to be long after
+        return []
     dated = sorted((items[i].published_at, i) for i in members if items[i].published_at is not None)
     found = [  # a new dated member, long after the story's previous report
         (i, dated[k - 1][0], hours(when, dated[k - 1][0]))
