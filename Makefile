@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := samples/ukraine-kyiv-nato.txt
 DATA ?= ../shared/data
 
-.PHONY: run test lint eval bench bench-compare bench-incremental bench-scale bench-quality bench-labels bench-soak bench-intake bench-archive bench-ray clean
+.PHONY: run test lint eval bench bench-compare bench-cold bench-incremental bench-scale bench-quality bench-labels bench-soak bench-intake bench-archive bench-ray clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench: bench-compare bench-incremental bench-scale bench-quality bench-labels be
 
 bench-compare: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.compare $(DATA)/uci-news-head $(DATA)/ecbplus $(DATA)/gvc-val
+
+# The cold run against the bare encode only (default backend, no baselines): bench/results/compare-quick.md.
+bench-cold: $(BENCH_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.compare $(DATA)/uci-news-head $(DATA)/ecbplus $(DATA)/gvc-val --quick
 
 bench-incremental: $(BENCH_STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.slices $(DATA)/uci-news-head --slices 12

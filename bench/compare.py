@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.baselines import METHODS
-from bench.common import Measured, load_set, machine, markdown_table, measure, measured_run, stage_totals
+from bench.common import LabelledSet, Measured, load_set, machine, markdown_table, measure, measured_run, stage_totals
 from bench.slices import memberships
+from pipeline.config import EmbedConfig
+from pipeline.embed import resolved_backend
 from pipeline.evaluate import score
 
 PYTHON = sys.executable
-BACKENDS = ("onnx", "onnx-int8", "torch")  # the default first
+DEFAULT = EmbedConfig().backend
+BACKENDS = tuple(dict.fromkeys((DEFAULT, "onnx", "onnx-int8", "torch", "torch-bf16")))  # the default first
 
 
 def storyclust_run(docs: Path, db: Path, backend: str, work: Path) -> Measured:
@@ -42,39 +45,47 @@ def scores_of(db: Path, gold: dict[str, str]) -> dict[str, Any]:
     return score(memberships(db), gold).to_dict()
 
 
-def bench_set(folder: Path, repeats: int, work: Path) -> dict[str, Any]:
+def backend_label(backend: str) -> str:
+    resolved = resolved_backend(EmbedConfig(backend=backend))
+    name = backend if resolved == backend else f"{backend} = {resolved} here"
+    return f"storyclust ({name}{', default' if backend == DEFAULT else ''})"
+
+
+def bench_set(folder: Path, repeats: int, work: Path, quick: bool = False) -> dict[str, Any]:
     labelled = load_set(folder)
     docs = folder / "docs.jsonl"
     db = work / f"{labelled.name}.duckdb"
     print(f"[{labelled.name}] warm-up run (builds the local ONNX export once)", file=sys.stderr)
-    storyclust_run(docs, db, "onnx", work)
+    storyclust_run(docs, db, DEFAULT, work)
 
     bare, ours = [], []
     for attempt in range(repeats):
         print(f"[{labelled.name}] bare encode vs storyclust, round {attempt + 1}/{repeats}", file=sys.stderr)
         bare.append(measure([PYTHON, "-m", "bench.bare_encode", str(folder)], {"HF_HUB_OFFLINE": "1"}))
-        ours.append(storyclust_run(docs, db, "onnx", work))
+        ours.append(storyclust_run(docs, db, DEFAULT, work))
     bare_seconds = statistics.median(m.seconds for m in bare)
     ours_seconds = statistics.median(m.seconds for m in ours)
     median_run = sorted(ours, key=lambda m: m.seconds)[len(ours) // 2]
 
     rows: list[dict[str, Any]] = []
-    for backend in BACKENDS:
-        result = median_run if backend == "onnx" else storyclust_run(docs, db, backend, work)
+    for backend in BACKENDS[:1] if quick else BACKENDS:
+        result = median_run if backend == DEFAULT else storyclust_run(docs, db, backend, work)
         stages = stage_seconds(result)
         rows.append(
             {
-                "method": f"storyclust ({backend}{', default' if backend == 'onnx' else ''})",
+                "method": backend_label(backend),
                 **scores_of(db, labelled.gold),
                 "embed_seconds": stages.get("embed"),
                 "other_seconds": round(sum(v for k, v in stages.items() if k != "embed"), 2),
-                "total_seconds": ours_seconds if backend == "onnx" else result.seconds,
+                "total_seconds": ours_seconds if backend == DEFAULT else result.seconds,
                 "peak_mb": result.peak_mb,
                 "stage_seconds": stages,
             }
         )
 
     vectors = work / f"{labelled.name}.npy"
+    if quick:
+        return summary(labelled, bare, ours, rows)
     measure([PYTHON, "-m", "bench.bare_encode", str(folder), "--save", str(vectors)], {"HF_HUB_OFFLINE": "1"})
     for method, (title, _) in METHODS.items():
         print(f"[{labelled.name}] baseline {method}", file=sys.stderr)
@@ -95,12 +106,19 @@ def bench_set(folder: Path, repeats: int, work: Path) -> dict[str, Any]:
                 "peak_mb": max(result.peak_mb, statistics.median(m.peak_mb for m in bare) if embed else 0.0),
             }
         )
+    return summary(labelled, bare, ours, rows)
+
+
+def summary(
+    labelled: LabelledSet, bare: list[Measured], ours: list[Measured], rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    ratio = statistics.median(m.seconds for m in ours) / statistics.median(m.seconds for m in bare)
     return {
         "set": labelled.name,
         "items": len(labelled.ids),
         "bare_encode_seconds": [m.seconds for m in bare],
         "storyclust_seconds": [m.seconds for m in ours],
-        "ratio_to_bare_encode": round(ours_seconds / bare_seconds, 3),
+        "ratio_to_bare_encode": round(ratio, 3),
         "rows": rows,
     }
 
@@ -175,14 +193,16 @@ def main() -> None:
     parser.add_argument("sets", nargs="+", type=Path, help="folders with docs.jsonl and gold.jsonl")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--quick", action="store_true", help="the default backend against the bare encode only")
     args = parser.parse_args()
     info = machine()
     with tempfile.TemporaryDirectory() as work:
-        results = [bench_set(folder, args.repeats, Path(work)) for folder in args.sets]
+        results = [bench_set(folder, args.repeats, Path(work), args.quick) for folder in args.sets]
     args.out.mkdir(parents=True, exist_ok=True)
     text = render(results, info)
-    (args.out / "compare.md").write_text(text + "\n", encoding="utf-8")
-    (args.out / "compare.json").write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
+    name = "compare-quick" if args.quick else "compare"
+    (args.out / f"{name}.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / f"{name}.json").write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
     print(text)
 
 

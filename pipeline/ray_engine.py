@@ -51,8 +51,10 @@ class RayEngine:
         except ImportError as missing:
             raise EngineError("engine ray needs Ray: pip install 'storyclust[ray]'") from missing
         self.ray, self.config = ray, config.engine
-        if config.engine.embed_gpus and config.embed.backend != "torch":
-            raise ConfigError('engine.embed_gpus: needs embed.backend = "torch" (the ONNX backends run on the CPU)')
+        if config.engine.embed_gpus and config.embed.backend not in ("torch", "torch-bf16"):
+            raise ConfigError(
+                'engine.embed_gpus: needs embed.backend = "torch" or "torch-bf16" (the ONNX backends run on the CPU)'
+            )
         address = config.engine.ray_address or None
         for name in ("ray", "ray.data"):  # the run log is storyclust's; Ray's own goes to its session files
             logging.getLogger(name).setLevel(logging.ERROR)

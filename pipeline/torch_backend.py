@@ -1,0 +1,40 @@
+"""torch forward pass of a sentence-transformers model directory's transformer, in fp32 or in bfloat16.
+
+Loaded with `transformers` alone: importing sentence-transformers costs about 3 s of every cold run, and the
+pooling it would add is `pipeline.encoding`'s mean pooling. bfloat16 runs under autocast: weights, layer norms
+and softmax stay fp32 and the matrix products run in bf16, which CPUs with AMX or AVX512-BF16 compute natively.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.encoding import Forward
+
+
+def torch_forward(model_dir: Path, bfloat16: bool) -> Forward:
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # its "Loading weights" bar is not the run's progress
+    # On a GPU where the process has one (a Ray actor given `engine.embed_gpus`), else the CPU.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModel.from_pretrained(str(model_dir)).to(device).eval()
+    if bfloat16:  # cast once here rather than on every product: autocast runs these in bf16 anyway
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(torch.bfloat16)
+
+    def forward(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        precision = torch.autocast(device, dtype=torch.bfloat16) if bfloat16 else contextlib.nullcontext()
+        with torch.inference_mode(), precision:
+            hidden = model(
+                input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device)
+            ).last_hidden_state
+        return hidden.float().cpu().numpy()
+
+    return forward
