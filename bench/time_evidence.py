@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,11 @@ def time_slices(original: list[dict[str, Any]], rows: list[dict[str, Any]], slic
 def measure_variant(rows: list[dict[str, Any]], gold: dict[str, str], runs: list[list[dict[str, Any]]], config: Config, work: Path) -> dict[str, Any]:  # fmt: skip
     """Scores of the stories built by these runs (each a list of rows) into one fresh database."""
     db = work / "variant.duckdb"
-    for stale in work.glob("variant.duckdb*"):
-        stale.unlink()
+    for stale in work.glob("variant.duckdb*"):  # the file, its lock and its segments folder
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
     for number, part in enumerate(runs):
         path = work / f"part-{number:02d}.jsonl"
         path.write_text("".join(json.dumps(row) + "\n" for row in part), encoding="utf-8")
