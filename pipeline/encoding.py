@@ -65,13 +65,14 @@ class PooledEncoder:
         self.tokenizer.no_padding()
 
     def encode(self, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
-        """Vectors in the order of `texts`; `batch_size` full-length texts make the token budget of a batch."""
+        """Vectors in the order of `texts` (at least one); `batch_size` full-length texts make the token budget
+        of a batch."""
         from tqdm import tqdm
 
         encodings = self.tokenizer.encode_batch(texts)
         lengths = np.array([len(e.ids) for e in encodings], dtype=np.int64)
         order = np.argsort(lengths, kind="stable")
-        result = np.zeros((len(texts), 0), dtype=np.float32)
+        batches = []  # the pooled vectors in `order`
         bar = tqdm(total=len(texts), desc="embed", unit="text", disable=not progress, leave=False)
         budget, most = batch_size * self.limit, batch_size * MOST_TEXTS_PER_TOKEN_BUDGET
         for part in token_batches(lengths[order], budget, most):
@@ -83,12 +84,12 @@ class PooledEncoder:
                 tokens = encodings[index].ids
                 ids[row, : len(tokens)] = tokens
                 mask[row, : len(tokens)] = 1
-            pooled = mean_pool(self.forward(ids, mask), mask)
-            if result.shape[1] != pooled.shape[1]:
-                result = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
-            result[rows] = pooled
+            batches.append(mean_pool(self.forward(ids, mask), mask))
             bar.update(len(rows))
         bar.close()
+        pooled = np.concatenate(batches)
+        result = np.empty_like(pooled)
+        result[order] = pooled
         return result
 
 

@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 
@@ -220,9 +221,9 @@ def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
     return 0.5 ** len(reasons), tuple(reasons)
 
 
-@dataclass(frozen=True)
-class TitleScore:
-    """How well one member's title says what the story's members say."""
+class TitleScore(NamedTuple):
+    """How well one member's title says what the story's members say (a tuple: one is made per distinct title
+    of every story)."""
 
     score: float
     coverage: float
@@ -234,10 +235,10 @@ class TitleScore:
 
 def consensus_scores(candidates: list[HeadlineCandidate]) -> list[TitleScore]:
     """`TitleScore` of every candidate's title against all members (title and body) of the story."""
-    scored = {
-        key: TitleScore(fit * style_penalty(*key)[0], coverage, precision, style_penalty(*key)[1], fit)
-        for key, (coverage, precision, fit) in _consensus(candidates).items()
-    }
+    scored = {}
+    for key, (coverage, precision, fit) in _consensus(candidates).items():
+        factor, problems = style_penalty(*key)
+        scored[key] = TitleScore(fit * factor, coverage, precision, problems, fit)
     return [scored[(c.title, c.truncated)] for c in candidates]
 
 
@@ -327,22 +328,15 @@ def agreement_scores(candidates: list[HeadlineCandidate], centrality: list[float
             first_of.setdefault(candidate.title, i)
     if len(first_of) * len(references) >= _MATRIX_PAIRS:
         return _agreement_matrices(first_of, references)
-    owners = {owner for _, owner, _ in references}
-    sets = [(reference, len(reference)) for reference, _, _ in references]
     means = {}
     for title, first in first_of.items():
         words = word_set(title)
-        size = len(words)
-        if first not in owners:  # every reference counts once (the common case: a few loops less)
-            dice = [_dice(len(words & reference), size + n) if size + n else 0.0 for reference, n in sets]
-            means[title] = sum(dice) / len(dice) if dice else 0.0
-            continue
         shared = total = 0.0
         for reference, owner, own_weight in references:
             weight = own_weight if owner == first else 1.0
             if weight:
                 total += weight
-                both = size + len(reference)
+                both = len(words) + len(reference)
                 if both:
                     shared += _dice(len(words & reference), both) * weight
         means[title] = shared / total if total > 0 else 0.0
@@ -393,22 +387,19 @@ def _dice(shared: int, sizes: int) -> float:
 
 def title_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> list[TitleScore]:
     """Agreement and consensus of every candidate's title, combined and marked down for style."""
-    scored = {key: TitleScore(*values) for key, values in _title_scores(candidates, centrality).items()}
+    scored = _title_scores(candidates, centrality)
     return [scored[(c.title, c.truncated)] for c in candidates]
 
 
-_Scored = tuple[float, float, float, tuple[str, ...], float, float]  # the fields of `TitleScore`, in its order
-
-
-def _title_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> dict[tuple[str, bool], _Scored]:
-    """`title_scores` of each distinct (title, cut), as tuples: a story's choice reads one of them."""
+def _title_scores(candidates: list[HeadlineCandidate], centrality: list[float]) -> dict[tuple[str, bool], TitleScore]:
+    """`title_scores` of each distinct (title, cut): a story's choice reads one of them."""
     agreement = agreement_scores(candidates, centrality)
-    scored: dict[tuple[str, bool], _Scored] = {}
+    scored: dict[tuple[str, bool], TitleScore] = {}
     for key, (coverage, precision, fit) in _consensus(candidates).items():
         factor, problems = style_penalty(*key)
         agree = agreement.get(key[0], 0.0)
         score = (_AGREEMENT_WEIGHT * agree + (1 - _AGREEMENT_WEIGHT) * fit) * factor
-        scored[key] = (score, coverage, precision, problems, fit, agree)
+        scored[key] = TitleScore(score, coverage, precision, problems, fit, agree)
     return scored
 
 
@@ -429,14 +420,14 @@ def choose_headline(
     if titled:
         scores = _title_scores(candidates, centrality)
         keys = [(c.title, c.truncated) for c in candidates]
-        rounded = {key: round(scored[0], 6) for key, scored in scores.items() if key[0]}
+        rounded = {key: round(scored.score, 6) for key, scored in scores.items() if key[0]}
         top = max(rounded.values())  # the best score; ties go to the most central member, then the smallest id
         best = min(
             (i for i in titled if rounded[keys[i]] == top),
             key=lambda i: (-round(centrality[i], 6), candidates[i].article_id),
         )
-        chosen = TitleScore(*scores[keys[best]])
-        skipped = sum(1 for i in titled if scores[keys[i]][3])
+        chosen = scores[keys[best]]
+        skipped = sum(1 for i in titled if scores[keys[i]].problems)
         reason = (
             f"member title that agrees best with the reports, {chosen.score:.2f} of {len(titled)} titles: shares "
             f"{chosen.agreement:.0%} of its words with the other titles and the first sentences (its own counted "

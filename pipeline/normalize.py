@@ -163,7 +163,11 @@ def normalize_record(record: RawRecord, article_id: str | None = None) -> Articl
     return _article(record, _cleaned(record.title, record.text, record.source), article_id)
 
 
-def _cleaned(raw_title: str, raw_text: str, raw_source: str | None) -> tuple[str, str, str | None, tuple[str, ...]]:
+# A record's clean title, text and source, and the notes cleaning added.
+_Cleaned = tuple[str, str, str | None, tuple[str, ...]]
+
+
+def _cleaned(raw_title: str, raw_text: str, raw_source: str | None) -> _Cleaned:
     """The clean title, text and source of a record, and the notes cleaning adds (from these three only)."""
     title = clean_text(raw_title)
     text = clean_text(raw_text)
@@ -186,9 +190,7 @@ def _cleaned(raw_title: str, raw_text: str, raw_source: str | None) -> tuple[str
     return title, text, source, tuple(notes)
 
 
-def _article(
-    record: RawRecord, cleaned: tuple[str, str, str | None, tuple[str, ...]], article_id: str | None = None
-) -> Article:
+def _article(record: RawRecord, cleaned: _Cleaned, article_id: str | None = None) -> Article:
     title, text, source, notes = cleaned
     return Article(
         article_id=article_id or record.id or f"h-{content_hash(record.title, record.text)[:16]}",
@@ -208,7 +210,7 @@ def _article(
 def normalize_records(records: list[RawRecord]) -> list[Article]:
     """`normalize_record` of each record, each distinct title, text and source cleaned once: a stream
     repeats its wire copies (a quarter of the records of the 200k-item bench stream)."""
-    cleaned: dict[tuple[str, str, str | None], tuple[str, str, str | None, tuple[str, ...]]] = {}
+    cleaned: dict[tuple[str, str, str | None], _Cleaned] = {}
     articles = []
     for record in records:
         key = (record.title, record.text, record.source)
