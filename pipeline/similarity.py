@@ -213,8 +213,13 @@ def _hnsw_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
         faiss.omp_set_num_threads(threads)
     index.hnsw.efSearch = max(48, k + 1)
     sims, found = index.search(vectors, k + 1)
-    # Drop each item itself (or, when the search missed it, the last hit); a missing hit (-1) becomes a self-pair,
-    # which the graph drops.
+    return _without_self(found, sims, k)
+
+
+def _without_self(found: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k+1 hits less the item itself, wherever it ranks among copies of its own vector (or, when
+    the search missed it, less the last hit); a missing hit (-1) becomes a self-pair, which the graph drops."""
+    n = len(found)
     own = found == np.arange(n)[:, None]
     own[~own.any(axis=1), -1] = True
     own &= np.cumsum(own, axis=1) == 1
@@ -222,25 +227,20 @@ def _hnsw_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     return found[~own].reshape(n, k), sims[~own].reshape(n, k).astype(np.float32)
 
 
-def exact_neighbours(vectors: np.ndarray, k: int, block_bytes: int = 1 << 28) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k cosine neighbours (excluding self), block by block within `block_bytes` of scores."""
+def exact_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k cosine neighbours (excluding self), most similar first.
+
+    faiss's brute-force search: blocked products with a heap per query, where numpy's argpartition over full
+    rows of scores took 0.9 s of a 6,366-headline run (0.3 s here)."""
+    import faiss
+
     n = len(vectors)
-    block = max(1, min(2048, block_bytes // max(1, 4 * n)))
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
-    index = np.empty((n, k), dtype=np.int64)
-    sims = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, block):
-        scores = vectors[start : start + block] @ vectors.T
-        rows = np.arange(scores.shape[0])
-        scores[rows, rows + start] = -np.inf
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        index[start : start + block] = np.take_along_axis(top, order, axis=1)
-        sims[start : start + block] = np.take_along_axis(top_scores, order, axis=1)
-    return index, sims
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    sims, found = faiss.knn(vectors, vectors, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    return _without_self(found, sims, k)
 
 
 @collector_paused()

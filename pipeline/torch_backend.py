@@ -1,8 +1,9 @@
 """torch forward pass of a sentence-transformers model directory's transformer, in fp32 or in bfloat16.
 
-Loaded with `transformers` alone: importing sentence-transformers costs about 3 s of every cold run, and the
-pooling it would add is `pipeline.encoding`'s mean pooling. bfloat16 runs under autocast: weights, layer norms
-and softmax stay fp32 and the matrix products run in bf16, which CPUs with AMX or AVX512-BF16 compute natively.
+Neither sentence-transformers nor, for a BERT checkpoint such as the bundled model, `transformers` is imported:
+together they cost about 5 s of every cold run. A BERT runs in `pipeline.bert`; any other architecture is loaded
+with `transformers`. The pooling is `pipeline.encoding`'s mean pooling. bfloat16 means bf16 matrix products
+(which CPUs with AMX or AVX512-BF16 compute natively) while layer norms, softmax and residual sums stay fp32.
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import bert
 from pipeline.encoding import Forward
 
 
 def torch_forward(model_dir: Path, bfloat16: bool) -> Forward:
     import torch
+
+    # On a GPU where the process has one (a Ray actor given `engine.embed_gpus`), else the CPU.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if bert.supported(model_dir):
+        return bert.BertEncoder(model_dir, bfloat16, device)
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # its "Loading weights" bar is not the run's progress
-    # On a GPU where the process has one (a Ray actor given `engine.embed_gpus`), else the CPU.
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModel.from_pretrained(str(model_dir)).to(device).eval()
     if bfloat16:  # cast once here rather than on every product: autocast runs these in bf16 anyway
         for module in model.modules():

@@ -105,3 +105,59 @@ def test_every_backend_gives_the_reference_vectors_in_the_texts_order(
     assert cosines.min() >= least_cosine, cosines
     # Each text is nearest to its own reference vector: the order was restored after sorting by length.
     assert list((vectors @ reference.T).argmax(axis=1)) == list(range(len(TEXTS)))
+
+
+def test_the_plain_bert_forward_gives_transformers_hidden_states() -> None:
+    """pipeline.bert against `transformers.BertModel` on a padded batch: the same fp32 hidden states wherever a
+    token is attended (padding positions are never pooled)."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import BertModel
+
+    from pipeline.bert import BertEncoder, supported
+
+    path = model_path(EmbedConfig())
+    assert supported(path)
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.enable_padding()
+    encodings = tokenizer.encode_batch(TEXTS)
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    ours = BertEncoder(path, bfloat16=False)(ids, mask)
+    with torch.inference_mode():
+        theirs = BertModel.from_pretrained(str(path)).eval()(
+            input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)
+        )
+    attended = mask.astype(bool)
+    np.testing.assert_allclose(ours[attended], theirs.last_hidden_state.numpy()[attended], atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    ("change", "covered"),
+    [
+        ({}, True),
+        ({"hidden_act": "gelu_new"}, False),
+        ({"position_embedding_type": "relative_key"}, False),
+        ({"model_type": "roberta"}, False),
+    ],
+)
+def test_a_checkpoint_the_plain_forward_does_not_cover_is_left_to_transformers(
+    tmp_path: Path, change: dict[str, str], covered: bool
+) -> None:
+    from pipeline.bert import supported
+
+    source = model_path(EmbedConfig())
+    (tmp_path / "model.safetensors").symlink_to(source / "model.safetensors")
+    (tmp_path / "config.json").write_text(json.dumps(json.loads((source / "config.json").read_text()) | change))
+    assert supported(tmp_path) is covered
+
+
+def test_bf16_through_transformers_gives_the_reference_vectors(
+    reference: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path a non-BERT checkpoint takes, exercised on the bundled model."""
+    import pipeline.bert as bert
+
+    monkeypatch.setattr(bert, "supported", lambda model_dir: False)
+    vectors = Embedder(EmbedConfig(backend="torch-bf16", batch_size=2)).encode(TEXTS)
+    assert (vectors * reference).sum(axis=1).min() >= 0.9995

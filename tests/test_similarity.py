@@ -54,3 +54,22 @@ def test_unique_first_is_numpys_unique_with_first_positions() -> None:
         expected = np.unique(keys, return_index=True)
         got = _unique_first(keys.astype(np.int64))
         assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+
+
+def test_exact_neighbours_are_the_brute_force_top_k_without_self_even_among_copies() -> None:
+    from pipeline.similarity import exact_neighbours
+
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    vectors = np.concatenate([vectors, vectors[:5], vectors[:5]])  # three of each of the first five
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    found, sims = exact_neighbours(vectors, 7)
+    scores = vectors @ vectors.T
+    np.fill_diagonal(scores, -np.inf)
+    assert found.shape == sims.shape == (310, 7)
+    assert not (found == np.arange(310)[:, None]).any()
+    np.testing.assert_allclose(sims, -np.sort(-scores, axis=1)[:, :7], atol=1e-6)
+    np.testing.assert_allclose(sims, np.take_along_axis(scores, found, axis=1), atol=1e-6)
+    for copy in (0, 300, 305):  # the copies of item 0: each one's two others come first
+        assert set(found[copy, :2]) == {0, 300, 305} - {copy}
+    assert exact_neighbours(vectors[:1], 7)[0].shape == (1, 0)
