@@ -1,9 +1,9 @@
 """torch forward pass of a sentence-transformers model directory's transformer, in fp32 or in bfloat16.
 
 Neither sentence-transformers nor, for a BERT checkpoint such as the bundled model, `transformers` is imported:
-together they cost about 5 s of every cold run. A BERT runs in `pipeline.bert`; any other architecture is loaded
-with `transformers`. The pooling is `pipeline.encoding`'s mean pooling. bfloat16 means bf16 matrix products
-(which CPUs with AMX or AVX512-BF16 compute natively) while layer norms, softmax and residual sums stay fp32.
+together they cost about 5 s of every cold run. A BERT runs in `pipeline.bert` (bfloat16 weights and
+activations there); any other architecture is loaded with `transformers` and run under autocast (bf16 matrix
+products, fp32 layer norms and residual sums). The pooling is `pipeline.encoding`'s mean pooling.
 """
 
 from __future__ import annotations
