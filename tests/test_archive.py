@@ -221,16 +221,18 @@ def test_a_file_grown_by_sealed_rows_is_written_anew_with_everything_in_it(tmp_p
 
     db = tmp_path / "news.duckdb"
     with Store(db) as store:
-        for k in range(6):  # as runs do: recent rows sealed, stories growing after them in the file
-            store.db.execute(
-                "INSERT INTO hot_articles (article_id, title, text, content_hash, run_id, ingested_at) "
-                f"SELECT 'a{k}-' || i, 'Title', repeat(md5(i::VARCHAR), 40) || i, md5(i::VARCHAR), 'r', now() "
-                "FROM range(5000) r(i)"
-            )
+        for k in range(6):  # as runs and prunes do: rows deleted, recent rows sealed, stories growing after them
+            for prefix in ("a", "pruned"):
+                store.db.execute(
+                    "INSERT INTO hot_articles (article_id, title, text, content_hash, run_id, ingested_at) "
+                    f"SELECT '{prefix}{k}-' || i, 'Title', repeat(md5(i::VARCHAR), 40) || i, md5(i::VARCHAR), 'r', "
+                    "now() FROM range(5000) r(i)"
+                )
+            store.db.execute("DELETE FROM hot_articles WHERE article_id LIKE 'pruned%'")
             store.db.execute(f"INSERT INTO story_names SELECT 's{k}-' || i, 'name' || i FROM range(5000) r(i)")
             assert store.seal(f"r-{k}") == 5000
     large = db.stat().st_size
-    assert large > 30 * 2**20  # DuckDB keeps the blocks of the deleted rows
+    assert large > 8 * 2**20  # DuckDB keeps the blocks of the deleted rows
     rewrite_database(db)
     assert db.stat().st_size < large / 4
     assert rows(db, "SELECT count(*), count(DISTINCT article_id) FROM articles") == [(30000, 30000)]
@@ -276,6 +278,31 @@ def test_lookups_read_only_the_segments_that_may_hold_the_keys(tmp_path: Path) -
         assert store.story_of_articles(["q1", "q3", "nope"]).keys() == {"q1", "q3"}
         story = store.story_of_articles(["q3"])["q3"]
         assert "q3" in {row["article_id"] for row in store.story_members_of([story])}
+
+
+def test_lookups_find_the_same_rows_with_keys_as_a_list_or_as_an_arrow_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few keys go to DuckDB as a list parameter (no pandas import), many as an Arrow table."""
+    import pipeline.store.lookups as lookups
+    from pipeline.store import Store
+
+    db = tmp_path / "news.duckdb"
+    for path in write_slices(tmp_path):
+        run([str(path)], config(segment_rows=1), db=db)
+    asked = [f"{prefix}{k}" for prefix in "pqr" for k in range(5)] + ["nope", "q1"]
+    answers = []
+    for most_listed in (10_000, 0):
+        monkeypatch.setattr(lookups, "_LIST_PARAMETER_KEYS", most_listed)
+        with Store(db, read_only=True) as store:
+            (model,) = store.db.sql("SELECT model FROM embedding_cache LIMIT 1").fetchall()[0]
+            texts = [row[0] for row in store.db.sql("SELECT text_hash FROM embedding_cache").fetchall()] + ["none"]
+            hashes = store.stored_hashes(asked)
+            answers.append((hashes, store.cached_keys("vectors", model, texts), store.cached_vectors(model, texts)))
+    (listed, listed_keys, listed_vectors), (arrow, arrow_keys, arrow_vectors) = answers
+    assert listed == arrow and len(listed) >= 6 and "nope" not in listed
+    assert listed_keys == arrow_keys == set(texts[:-1]) and listed_vectors.keys() == arrow_vectors.keys() == listed_keys
+    assert all((listed_vectors[key] == arrow_vectors[key]).all() for key in listed_vectors)
 
 
 def test_segments_without_key_filters_are_read_whole_and_filtered_by_the_next_run(tmp_path: Path) -> None:
