@@ -124,6 +124,12 @@ class Headline:
     reason: str = ""  # one line: why this one
 
 
+# Entries of each cache keyed by a text (a title or a content). A text is looked up by its own story (its member
+# row, its headline, the story's names), and the stories go one at a time, so these need room for one story's
+# texts; room for every text of the run (2^18) held 470 MB at 200k items, at the run's memory peak.
+_TEXT_CACHE = 1 << 14
+
+
 def first_sentence(text: str, truncated: bool) -> tuple[str, bool]:
     """The first sentence of a body and whether it is complete (ends before the text was cut)."""
     parts = _SENTENCE_END.split(text, maxsplit=1)
@@ -132,7 +138,7 @@ def first_sentence(text: str, truncated: bool) -> tuple[str, bool]:
     return sentence, complete
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=_TEXT_CACHE)
 def title_terms(text: str) -> frozenset[str]:
     """The content terms of a text: lower-cased words and numbers without stop words."""
     stop_words = _stop_words()
@@ -154,7 +160,7 @@ def _stop_words() -> frozenset[str]:
 _TERM = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]")
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=_TEXT_CACHE)
 def without_site_name(title: str) -> str:
     """`title` without a trailing site name (and a dangling separator); unchanged when under 3 words would remain."""
     # Most titles: no separator (each has a colon, a dash, a bar or "::"), so no trailing segment.
@@ -188,7 +194,7 @@ def _is_date_line(title: str, patterns: _Patterns) -> bool:
     return rest < 3 or rest * 3 < len(words)
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=_TEXT_CACHE)
 def style_penalty(title: str, truncated: bool) -> tuple[float, tuple[str, ...]]:
     """A factor in (0, 1] for what makes a title a poor canonical headline, and the reasons found."""
     reasons = []
@@ -275,7 +281,7 @@ def _consensus(candidates: list[HeadlineCandidate]) -> dict[tuple[str, bool], tu
     return scored
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=_TEXT_CACHE)
 def entity_set(content: str) -> frozenset[str]:
     """The distinct names and numbers of a text (`pipeline.similarity.entity_tokens`), kept for the run's
     stories: their headlines, names and member rows read them."""
@@ -288,7 +294,7 @@ def term_weight(term: str) -> float:
     return term_weights([term]).item()
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=_TEXT_CACHE)
 def word_set(text: str) -> frozenset[str]:
     """The distinct lower-cased words of a text."""
     if text.isascii():  # lower-casing ASCII changes no word boundary: one call for the whole text

@@ -88,11 +88,17 @@ class GroupSums:
         return GroupSums(**values, layout=self.layout)
 
     def combined(
-        self, membership: sparse.csr_matrix, vectors: bool = True, sparse_rows: np.ndarray | None = None
+        self,
+        membership: sparse.csr_matrix,
+        vectors: bool = True,
+        sparse_rows: np.ndarray | None = None,
+        left_side: bool = True,
     ) -> GroupSums:
         """Sums of unions of groups: row k of `membership` marks the groups of union k. For `StoryRows`:
         `vectors` False leaves the summed vectors out (a matrix of no columns), and `sparse_rows` gives the
-        sparse sums of these unions only (each row of a product is its own sum, the same either way)."""
+        sparse sums of these unions only (each row of a product is its own sum, the same either way).
+        `left_side` False: sums that are only ever the right side of a pair (`member_fit`'s groups), without
+        the `forward` sums no pair reads."""
         sparse_membership = membership if sparse_rows is None else membership[sparse_rows]
 
         def total(matrix: sparse.csr_matrix | None) -> sparse.csr_matrix | None:
@@ -108,9 +114,9 @@ class GroupSums:
             richness_sums=membership @ self.richness_sums,
             dated=membership @ self.dated,
             mentioned=membership @ self.mentioned,
-            forward=total(self.forward),
+            forward=total(self.forward) if left_side else None,
             backward=total(self.backward),
-            mention_forward=total(self.mention_forward),
+            mention_forward=total(self.mention_forward) if left_side else None,
             mention_backward=total(self.mention_backward),
             layout=self.layout,
         )
@@ -591,7 +597,8 @@ def member_fit(
     rank = np.full(groups, -1, dtype=np.int64)
     rank[needed] = np.arange(len(needed))
     members = np.flatnonzero(rank[labels] >= 0)
-    whole = single.combined(indicator_of(rank[labels[members]], members, len(needed), len(labels)))
+    membership = indicator_of(rank[labels[members]], members, len(needed), len(labels))
+    whole = single.combined(membership, left_side=False)  # the rest of a group is the right side of its pairs
     for rows in (whole.backward, whole.mention_backward):
         if rows is not None:
             rows.sort_indices()  # for the lookups of `rest_where`

@@ -51,7 +51,8 @@ def merge_in_time_order(
     # can agree for a join are not worth a linkage (`timeline.DaySpans`: it cannot pass, so nothing changes).
     spans = DaySpans.of(graph.features.dates, labels, groups, reach_days(config))
     for pairs in members_by_part(pair_step, np.bincount(pair_step) > 0):
-        a, b = _stories(story, left[pairs]), _stories(story, right[pairs])
+        ends = _stories(story, np.concatenate([left[pairs], right[pairs]]))  # one walk for both ends
+        a, b = ends[: len(pairs)], ends[len(pairs) :]
         keep = (a != b) & ~spans.apart(a, b)
         if not keep.any():
             continue

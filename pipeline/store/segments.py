@@ -101,10 +101,32 @@ def seal(db: Any, folder: Path, run_id: str, at_rows: int) -> int:
     db.execute("BEGIN TRANSACTION")
     for file, name, rows in written:
         _register(db, folder, file, name, rows, run_id)
-        db.execute(f"DELETE FROM hot_{name}")
+        _empty_table(db, f"hot_{name}")
     refresh_views(db, folder)
     db.execute("COMMIT")
     return sum(counts.values())
+
+
+def _empty_table(db: Any, table: str) -> None:
+    """Empty a table by making it anew from its own definition and comments (the views over it are made
+    anew by the caller): deleting every row cost the commit 4.6 s at 200k articles and 100k cache rows (each
+    key leaves the primary-key index one at a time), a new table nothing."""
+    (definition, comment), *_ = db.execute(
+        "SELECT sql, comment FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND table_name = ?",
+        [table],
+    ).fetchall()
+    columns = db.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND table_name = ? AND comment IS NOT NULL",
+        [table],
+    ).fetchall()
+    db.execute(f"DROP TABLE {table}")
+    db.execute(definition)
+    if comment:
+        db.execute(f"COMMENT ON TABLE {table} IS {sql_string(comment)}")
+    for column, text in columns:
+        db.execute(f'COMMENT ON COLUMN {table}."{column}" IS {sql_string(text)}')
 
 
 def remove_rows(db: Any, folder: Path, name: str, doomed: str, run_id: str) -> int:

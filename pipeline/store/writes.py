@@ -100,7 +100,7 @@ class RunWrites(Database):
                 [survivor, run_id, now, old],
             )
         if plan.members:
-            members = pa.Table.from_pylist(plan.members, schema=_member_schema())
+            members = plan.members.table()
             db.register("new_members", members)
             columns = ", ".join(members.schema.names)  # the member schema names what is written
             db.execute(
@@ -235,28 +235,6 @@ class RunWrites(Database):
                 "DELETE FROM stories WHERE story_id IN (SELECT story_id FROM doomed) OR merged_into IN (SELECT story_id FROM doomed)"
             )
         return PruneCounts(stories, articles)
-
-
-def _member_schema() -> Any:
-    """The columns of story_members a run writes from its plan (all but joined_run_id), with their Arrow types."""
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("story_id", pa.string()),
-            ("article_id", pa.string()),
-            ("similarity", pa.float32()),
-            ("nearest_article_id", pa.string()),
-            ("nearest_similarity", pa.float32()),
-            ("near_duplicate_group", pa.string()),
-            ("story_similarity", pa.float32()),
-            ("date_agreement", pa.float32()),
-            ("event_dates", pa.list_(pa.date32())),
-            ("shared_names", pa.list_(pa.string())),
-            ("missing_names", pa.list_(pa.string())),
-            ("time_evidence", pa.string()),
-        ]
-    )
 
 
 def list_array(matrix: np.ndarray) -> Any:
