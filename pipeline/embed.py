@@ -18,7 +18,7 @@ import pyarrow as pa
 from pipeline.arrays import fixed_rows
 from pipeline.config import EmbedConfig
 from pipeline.errors import ConfigError, ModelError
-from pipeline.stage import StageResult
+from pipeline.stage import StageResult, large_blocks_reused
 
 
 def model_path(config: EmbedConfig) -> Path:
@@ -186,7 +186,8 @@ class Embedder:
         if self._encode is None:
             self._encode = self._load()
         # Each backend sorts by length itself (little padding per batch) and returns the texts' order.
-        return self._encode([text[: self.config.max_chars] for text in texts], progress)
+        with large_blocks_reused():
+            return self._encode([text[: self.config.max_chars] for text in texts], progress)
 
 
 class EmbedStage:
