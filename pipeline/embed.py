@@ -103,8 +103,9 @@ def model_id(config: EmbedConfig) -> str:
 
 
 # A backend whose vectors changed keeps its name in the config but not in the cache key: int8 weights are
-# quantized per output channel since 2026-12 (cached per-tensor int8 vectors are not reused).
-VECTOR_KINDS = {"onnx-int8": "onnx-int8-per-channel"}
+# quantized per output channel since 2026-12-04, and torch-bf16 keeps a BERT's activations in bf16 since
+# 2026-12-05 (cached per-tensor int8 and autocast bf16 vectors are not reused).
+VECTOR_KINDS = {"onnx-int8": "onnx-int8-per-channel", "torch-bf16": "torch-bf16-activations"}
 
 
 # CPU flags of hardware bfloat16 matrix products (Intel AMX, AVX-512 BF16): there bf16 is several times fp32's speed.

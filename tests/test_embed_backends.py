@@ -65,10 +65,10 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path, flags: str, nati
 def test_auto_stands_for_bf16_only_where_the_cpu_computes_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import pipeline.embed as embed
 
-    for native, expected in ((True, "torch-bf16"), (False, "onnx")):
+    for native, expected, kind in ((True, "torch-bf16", "torch-bf16-activations"), (False, "onnx", "onnx")):
         monkeypatch.setattr(embed, "cpu_has_native_bf16", lambda native=native: native)
         assert resolved_backend(EmbedConfig(backend="auto")) == expected
-        assert model_id(EmbedConfig(backend="auto")).split(":")[1] == expected
+        assert model_id(EmbedConfig(backend="auto")).split(":")[1] == kind
     assert resolved_backend(EmbedConfig(backend="onnx-int8")) == "onnx-int8"
     assert model_id(EmbedConfig(backend="onnx-int8")).split(":")[1] == "onnx-int8-per-channel"
 

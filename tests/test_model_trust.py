@@ -15,7 +15,15 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.config import EmbedConfig
-from pipeline.embed import BUNDLED_SHA256, _directory_sha256, model_id, model_path, model_sha256, resolved_backend
+from pipeline.embed import (
+    BUNDLED_SHA256,
+    VECTOR_KINDS,
+    _directory_sha256,
+    model_id,
+    model_path,
+    model_sha256,
+    resolved_backend,
+)
 from pipeline.errors import ModelError
 from tests.conftest import ROOT, SAMPLE
 
@@ -64,7 +72,7 @@ def test_two_models_in_folders_of_the_same_name_never_share_cached_vectors(tmp_p
     (second / "config.json").write_text((second / "config.json").read_text() + " ")
     ids = {model_id(EmbedConfig(model=str(path))) for path in (first, second)}
     backend = resolved_backend(EmbedConfig())
-    assert len(ids) == 2 and all(i.startswith(f"model:{backend}:") for i in ids)
+    assert len(ids) == 2 and all(i.startswith(f"model:{VECTOR_KINDS.get(backend, backend)}:") for i in ids)
 
 
 @pytest.mark.slow
