@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -59,32 +59,30 @@ class BertEncoder:
         def vector(name: str) -> Any:
             return weights[name].to(device=device, dtype=self.dtype)
 
-        def matrix(*names: str) -> Any:  # stacked and stored transposed: x @ w without a transpose per call
-            return torch.cat([weights[name] for name in names]).to(device=device, dtype=self.dtype).t().contiguous()
+        def dense(*prefixes: str) -> _Dense:  # stacked and stored transposed: x @ w without a transpose per call
+            weight = torch.cat([weights[prefix + "weight"] for prefix in prefixes])
+            bias = torch.cat([vector(prefix + "bias") for prefix in prefixes])
+            return _Dense(weight.to(device=device, dtype=self.dtype).t().contiguous(), bias)
+
+        def norm(prefix: str) -> tuple[Any, Any]:
+            return vector(prefix + "weight"), vector(prefix + "bias")
 
         self.word, self.position = embedding("word_embeddings.weight"), embedding("position_embeddings.weight")
         self.token_type = embedding("token_type_embeddings.weight")[0]
         self.embedding_norm = (embedding("LayerNorm.weight"), embedding("LayerNorm.bias"))
         self.layers = []
         for index in range(int(config["num_hidden_layers"])):
-            layer, attention = f"encoder.layer.{index}.", f"encoder.layer.{index}.attention."
-            query_key_value = [f"{attention}self.{part}." for part in ("query", "key", "value")]
+            layer = f"encoder.layer.{index}."
+            attention = layer + "attention."
             self.layers.append(
-                {
-                    "qkv": matrix(*(part + "weight" for part in query_key_value)),
-                    "qkv_bias": torch.cat([vector(part + "bias") for part in query_key_value]),
-                    "out": matrix(attention + "output.dense.weight"),
-                    "out_bias": vector(attention + "output.dense.bias"),
-                    "out_norm": (
-                        vector(attention + "output.LayerNorm.weight"),
-                        vector(attention + "output.LayerNorm.bias"),
-                    ),
-                    "up": matrix(layer + "intermediate.dense.weight"),
-                    "up_bias": vector(layer + "intermediate.dense.bias"),
-                    "down": matrix(layer + "output.dense.weight"),
-                    "down_bias": vector(layer + "output.dense.bias"),
-                    "down_norm": (vector(layer + "output.LayerNorm.weight"), vector(layer + "output.LayerNorm.bias")),
-                }
+                _Layer(
+                    query_key_value=dense(*(f"{attention}self.{part}." for part in ("query", "key", "value"))),
+                    attention_out=dense(attention + "output.dense."),
+                    attention_norm=norm(attention + "output.LayerNorm."),
+                    up=dense(layer + "intermediate.dense."),
+                    down=dense(layer + "output.dense."),
+                    output_norm=norm(layer + "output.LayerNorm."),
+                )
             )
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -107,20 +105,41 @@ class BertEncoder:
         masked.masked_fill_(mask == 0, torch.finfo(self.dtype).min)
         masked = masked[:, None, None, :]
         for layer in self.layers:
-            qkv = self._linear(hidden, layer["qkv"], layer["qkv_bias"])
+            qkv = _linear(hidden, layer.query_key_value)
             query, key, value = qkv.view(batch, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
             context = functional.scaled_dot_product_attention(query, key, value, attn_mask=masked)
             context = context.transpose(1, 2).reshape(batch, length, width)
-            attended = self._linear(context, layer["out"], layer["out_bias"]) + hidden
-            hidden = functional.layer_norm(attended, (width,), *layer["out_norm"], self.eps)
-            expanded = functional.gelu(self._linear(hidden, layer["up"], layer["up_bias"]))
-            output = self._linear(expanded, layer["down"], layer["down_bias"]) + hidden
-            hidden = functional.layer_norm(output, (width,), *layer["down_norm"], self.eps)
+            attended = _linear(context, layer.attention_out) + hidden
+            hidden = functional.layer_norm(attended, (width,), *layer.attention_norm, self.eps)
+            expanded = functional.gelu(_linear(hidden, layer.up))
+            output = _linear(expanded, layer.down) + hidden
+            hidden = functional.layer_norm(output, (width,), *layer.output_norm, self.eps)
         return hidden.float().cpu().numpy()
 
-    @staticmethod
-    def _linear(inputs: Any, weight: Any, bias: Any) -> Any:
-        """inputs @ weight + bias over the last dimension."""
-        import torch
 
-        return torch.addmm(bias, inputs.reshape(-1, inputs.shape[-1]), weight).view(*inputs.shape[:-1], weight.shape[1])
+class _Dense(NamedTuple):
+    """A linear layer's weight (stored transposed: in × out) and bias."""
+
+    weight: Any
+    bias: Any
+
+
+class _Layer(NamedTuple):
+    """One encoder layer: self-attention (queries, keys and values in one product) and the feed-forward, each
+    followed by a residual layer norm (weight, bias)."""
+
+    query_key_value: _Dense
+    attention_out: _Dense
+    attention_norm: tuple[Any, Any]
+    up: _Dense
+    down: _Dense
+    output_norm: tuple[Any, Any]
+
+
+def _linear(inputs: Any, dense: _Dense) -> Any:
+    """inputs @ weight + bias over the last dimension."""
+    import torch
+
+    return torch.addmm(dense.bias, inputs.reshape(-1, inputs.shape[-1]), dense.weight).view(
+        *inputs.shape[:-1], dense.weight.shape[1]
+    )

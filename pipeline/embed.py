@@ -154,9 +154,9 @@ class Embedder:
 
         check_mean_pooling(path, backend)
         if backend == "torch-bf16":
-            from pipeline.torch_backend import torch_forward
+            from pipeline.torch_backend import bf16_forward
 
-            forward = torch_forward(path, bfloat16=True)
+            forward = bf16_forward(path)
         else:
             from pipeline.onnx_backend import onnx_forward
 
@@ -166,13 +166,13 @@ class Embedder:
 
     def _sentence_transformers(self, path: Path):
         """The reference backend: the model as sentence-transformers loads it (any pooling), fp32."""
-        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
+        from pipeline.torch_backend import torch_device
+
         transformers_logging.disable_progress_bar()  # its "Loading weights" bar is not the run's progress
-        # On a GPU where the process has one (a Ray actor given `engine.embed_gpus`), else the CPU.
-        model = SentenceTransformer(str(path), device="cuda" if torch.cuda.is_available() else "cpu")
+        model = SentenceTransformer(str(path), device=torch_device())
         return lambda texts, progress: model.encode(
             texts,
             batch_size=self.config.batch_size,

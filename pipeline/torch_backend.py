@@ -1,4 +1,4 @@
-"""torch forward pass of a sentence-transformers model directory's transformer, in fp32 or in bfloat16.
+"""torch forward pass of a sentence-transformers model directory's transformer in bfloat16 (`torch-bf16`).
 
 Neither sentence-transformers nor, for a BERT checkpoint such as the bundled model, `transformers` is imported:
 together they cost about 5 s of every cold run. A BERT runs in `pipeline.bert` (bfloat16 weights and
@@ -8,7 +8,6 @@ products, fp32 layer norms and residual sums). The pooling is `pipeline.encoding
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -17,26 +16,31 @@ from pipeline import bert
 from pipeline.encoding import Forward
 
 
-def torch_forward(model_dir: Path, bfloat16: bool) -> Forward:
+def torch_device() -> str:
+    """A GPU where the process has one (a Ray actor given `engine.embed_gpus`), else the CPU."""
     import torch
 
-    # On a GPU where the process has one (a Ray actor given `engine.embed_gpus`), else the CPU.
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def bf16_forward(model_dir: Path) -> Forward:
+    """The transformer in bfloat16 on `torch_device()`."""
+    import torch
+
+    device = torch_device()
     if bert.supported(model_dir):
-        return bert.BertEncoder(model_dir, bfloat16, device)
+        return bert.BertEncoder(model_dir, bfloat16=True, device=device)
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # its "Loading weights" bar is not the run's progress
     model = AutoModel.from_pretrained(str(model_dir)).to(device).eval()
-    if bfloat16:  # cast once here rather than on every product: autocast runs these in bf16 anyway
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.to(torch.bfloat16)
+    for module in model.modules():  # cast once here rather than on every product: autocast runs these in bf16
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
 
     def forward(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        precision = torch.autocast(device, dtype=torch.bfloat16) if bfloat16 else contextlib.nullcontext()
-        with torch.inference_mode(), precision:
+        with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16):
             hidden = model(
                 input_ids=torch.from_numpy(ids).to(device), attention_mask=torch.from_numpy(mask).to(device)
             ).last_hidden_state
