@@ -9,7 +9,9 @@ from typing import Protocol
 import pyarrow as pa
 
 from pipeline.config import Config
+from pipeline.normalize import normalize_records
 from pipeline.partition import PartitionInput, PartitionResult, cluster_partition
+from pipeline.records import Article, RawRecord
 from pipeline.stage import ItemStage
 
 
@@ -18,6 +20,10 @@ class Engine(Protocol):
 
     def map(self, stage: ItemStage, table: pa.Table, *, model: bool = False) -> pa.Table:
         """`stage` over every row of `table`, rows in order; `model`: the stage loads a model once per worker."""
+        ...
+
+    def normalize(self, records: list[RawRecord]) -> list[Article]:
+        """The records cleaned into articles (`pipeline.normalize`), in order."""
         ...
 
     def cluster(self, part: PartitionInput, config: Config) -> PartitionResult: ...
@@ -32,6 +38,10 @@ class LocalEngine:
 
     def map(self, stage: ItemStage, table: pa.Table, *, model: bool = False) -> pa.Table:
         return stage(table).table
+
+    def normalize(self, records: list[RawRecord]) -> list[Article]:
+        """In this process, the records as they are: through Arrow tables and back cost 3 s at 200k items."""
+        return normalize_records(records)
 
     def cluster(self, part: PartitionInput, config: Config) -> PartitionResult:
         return cluster_partition(part, config)

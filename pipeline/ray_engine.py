@@ -18,7 +18,9 @@ import pyarrow as pa
 
 from pipeline.config import Config
 from pipeline.errors import ConfigError, EngineError, StoryclustError
+from pipeline.normalize import NormalizeStage
 from pipeline.partition import PartitionInput, PartitionResult, cluster_partition
+from pipeline.records import RAW_RECORD_SCHEMA, Article, RawRecord, records_table, table_records
 from pipeline.stage import ItemStage
 
 ROWS_PER_BLOCK = 512  # rows per Ray Data block: small enough to spread one partition over every worker
@@ -89,6 +91,10 @@ class RayEngine:
         if self.config.embed_gpus:
             return max(1, int(self.gpus / self.config.embed_gpus))
         return self.cpus
+
+    def normalize(self, records: list[RawRecord]) -> list[Article]:
+        """The normalize stage mapped over the records as an Arrow table, on the cluster."""
+        return table_records(self.map(NormalizeStage(), records_table(records, RAW_RECORD_SCHEMA)), Article)
 
     def map(self, stage: ItemStage, table: pa.Table, *, model: bool = False) -> pa.Table:
         if not table.num_rows:

@@ -34,9 +34,8 @@ from pipeline.embed import EmbedStage
 from pipeline.engine import Engine, open_engine
 from pipeline.ingest import iter_ingest
 from pipeline.ingest.take import take_new
-from pipeline.normalize import NormalizeStage, normalize_records
 from pipeline.partition import PartitionInput, time_partitions
-from pipeline.records import RAW_RECORD_SCHEMA, Article, FileReject, FileWarning, Reject, records_table, table_records
+from pipeline.records import Article, FileReject, FileWarning, Reject
 from pipeline.stage import StageLog, StageTimer, text_hash
 
 
@@ -152,10 +151,7 @@ def _run_locked(
         )  # fmt: skip
     stages = _ItemStages(config, progress)
     with timer.stage("normalize", len(intake.records)) as counts:
-        if engine.name == "local":  # in this process: the records as they are (the tables cost 3 s at 200k items)
-            new = normalize_records(intake.records)
-        else:
-            new = table_records(engine.map(stages.normalize, records_table(intake.records, RAW_RECORD_SCHEMA)), Article)
+        new = engine.normalize(intake.records)
         intake.records = []  # not kept through the run (80 MB at 200k items)
         counts.update(new=len(new))
     report.rejects = intake.rejects
@@ -244,7 +240,6 @@ class _ItemStages:
     """The run's item stages, built once: the embedding model loads once per run (per worker on Ray)."""
 
     def __init__(self, config: Config, progress: bool) -> None:
-        self.normalize = NormalizeStage()
         self.minhash = SignatureStage(config.near_duplicates)
         self.embed = EmbedStage(config.embed, progress)
 
