@@ -52,9 +52,10 @@ def token_f1(pick: str, label: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def read_labels(folder: Path = LABELS) -> dict[tuple[str, str], str]:
+def read_labels(where: Path = LABELS) -> dict[tuple[str, str], str]:
+    """The labels of a file, or of every `*.jsonl` file of a folder: {(set, story): label}."""
     labels = {}
-    for path in sorted(folder.glob("*.jsonl")):
+    for path in [where] if where.is_file() else sorted(where.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
@@ -130,6 +131,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder of the labelled sets (../shared/data)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        default=LABELS,
+        help="a labels file, or a folder of them (default: bench/labels); e.g. a labelled set not in ../shared",
+    )
     args = parser.parse_args()
     from pipeline.config import EmbedConfig
     from pipeline.embed import Embedder
@@ -143,7 +150,7 @@ def main() -> None:
             cache.update(zip(todo, embedder.encode(todo), strict=True))
         return np.stack([cache[t] for t in texts])
 
-    labels = read_labels()
+    labels = read_labels(args.labels)
     sets = sorted({name for name, _ in labels})
     results = [measure_set(name, args.data / name, labels, embed) for name in sets if (args.data / name).is_dir()]
     table = [
