@@ -60,7 +60,7 @@ def cluster_partition(part: PartitionInput, config: Config) -> PartitionResult:
     """Run the partition stages on one partition (in this process, or as a Ray task)."""
     from pipeline.cluster import cluster
     from pipeline.dedup import find_near_duplicates
-    from pipeline.similarity import item_evidence
+    from pipeline.similarity import item_evidence, neighbours_in_background
 
     result = PartitionResult(StoryPlan())
     items, n = part.items, len(part.items)
@@ -72,6 +72,9 @@ def cluster_partition(part: PartitionInput, config: Config) -> PartitionResult:
         result.stages.append((name, time.perf_counter() - start, counters(value), n))
         return value
 
+    # The neighbour search needs only the vectors: it runs on the other core through the near-duplicate search and
+    # the evidence stage's word counts (`item_evidence` waits for it where the candidate pairs are made).
+    neighbours = neighbours_in_background(part.vectors, config.cluster)
     near = timed(
         "near_duplicates",
         lambda found: {"pairs": len(found.pairs), "exact_groups": found.exact_groups},
@@ -93,7 +96,9 @@ def cluster_partition(part: PartitionInput, config: Config) -> PartitionResult:
         part.vectors,
         near,
         config.cluster,
+        neighbours,
     )
+    del neighbours
     graph = graph.for_clustering()
     stored_story = {story: number for number, story in enumerate(sorted(set(part.context_story)))}
     fixed = np.array([stored_story[s] for s in part.context_story] + [-1] * (n - len(part.context_story)), np.int64)

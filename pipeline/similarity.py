@@ -21,6 +21,7 @@ import functools
 import gc
 import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -28,7 +29,6 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from threadpoolctl import threadpool_limits
 
 from pipeline.config import ClusterConfig
 from pipeline.dedup import NearDuplicates
@@ -154,6 +154,20 @@ def nearest_neighbours(vectors: np.ndarray, k: int, exact_up_to: int = 10000) ->
     return exact_neighbours(vectors, k)
 
 
+def neighbours_in_background(vectors: np.ndarray, config: ClusterConfig) -> Future[tuple[np.ndarray, np.ndarray]]:
+    """`nearest_neighbours` of a batch on a thread of its own, started before the work that does not need them.
+
+    faiss builds and searches its graph without holding the GIL, so on a second core the HNSW build (7 s at
+    200k items, on one thread so that the graph never depends on the thread count) runs while this thread
+    finds the near-duplicates and counts the words. The lists are the ones a call here gives.
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neighbours")
+    try:
+        return executor.submit(nearest_neighbours, vectors, config.neighbours, config.exact_neighbours_up_to)
+    finally:
+        executor.shutdown(wait=False)  # the thread ends with its one search
+
+
 def approximate_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k neighbours from an HNSW index (faiss) built on the distinct vectors.
 
@@ -165,8 +179,6 @@ def approximate_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.
     k = min(k, n - 1)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     # Identical vectors have identical projections; distinct ones all but never do (and then only share lists).
-    # On one BLAS thread: how a product is split between threads changes its last bits, so which rows count as
-    # copies, and the HNSW input, would depend on the thread count (a Ray worker has one CPU).
     projection = _projection(vectors, np.random.default_rng(0).normal(size=vectors.shape[1]))
     _, first, inverse = np.unique(projection, return_index=True, return_inverse=True)
     if len(first) <= k + 1:  # too few distinct vectors for a graph: plain exact search
@@ -177,22 +189,22 @@ def approximate_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.
     if len(copy):
         original = first[inverse[copy]]
         found[copy] = np.column_stack([original, found[copy, :-1]])
-        sims[copy] = np.column_stack([np.einsum("ij,ij->i", vectors[copy], vectors[original]), sims[copy, :-1]])
+        sims[copy] = np.column_stack([pair_cosines(vectors, copy, original), sims[copy, :-1]])
     return found, sims
 
 
-_PROJECTION_ROWS = 8192  # a multiple of any row blocking of BLAS's gemv: each row's product is the same
+_PROJECTION_ROWS = 8192  # rows cast to float64 at a time by `_projection`
 
 
 def _projection(vectors: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """`vectors @ direction` (float64) on one BLAS thread, a block of rows at a time: the float32 rows are
-    cast to float64 a block at a time (the whole cast is a temporary of 600 MB at 200k items, and numpy's
-    mixed-type product took 1.5 s where the blocks take 0.1), each row's product the same as in one call."""
+    """`vectors @ direction` (float64), a block of rows at a time: the float32 rows are cast to float64 a block at
+    a time (the whole cast is a temporary of 600 MB at 200k items, and numpy's mixed-type product took 1.5 s
+    where the blocks take 0.1). By einsum, not BLAS: its sums do not depend on how many threads BLAS has (a
+    Ray worker has one CPU), and it needs no process-wide BLAS limit while the search runs beside other work."""
     out = np.empty(len(vectors), dtype=np.float64)
-    with threadpool_limits(limits=1, user_api="blas"):
-        for start in range(0, len(vectors), _PROJECTION_ROWS):
-            block = vectors[start : start + _PROJECTION_ROWS].astype(np.float64)
-            out[start : start + len(block)] = block @ direction
+    for start in range(0, len(vectors), _PROJECTION_ROWS):
+        block = vectors[start : start + _PROJECTION_ROWS].astype(np.float64)
+        out[start : start + len(block)] = np.einsum("ij,j->i", block, direction)
     return out
 
 
@@ -251,21 +263,23 @@ def build_graph(
     near_duplicates: NearDuplicates,
     config: ClusterConfig,
     dates: DateEvidence | None = None,
+    neighbours: Future[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> EvidenceGraph:
     """Candidate pairs and their evidence for one batch (`timestamps` in hours, NaN when unknown).
 
     `dates` comes from `pipeline.eventdates.date_evidence`; without it, the publication dates alone.
+    `neighbours`: the vectors' neighbour search, already under way (`neighbours_in_background`).
     """
     n = len(texts)
     if dates is None:
         published = [None if np.isnan(h) else datetime.fromtimestamp(h * 3600) for h in timestamps]
         dates = date_evidence([""] * n, published, config.time_scale_hours / 24)
-    keys, embedding = _candidates(vectors, near_duplicates, config)
+    words_matrix, entity_matrix = _tfidf_matrices(texts)  # first: a neighbour search under way goes on meanwhile
+    keys, embedding = _candidates(vectors, near_duplicates, config, neighbours)
     rows, cols = (keys // n).astype(np.int64), (keys % n).astype(np.int64)
     # The neighbour search already scored its pairs; only the other pairs need a dot product.
     missing = np.flatnonzero(np.isnan(embedding))
     embedding[missing] = pair_cosines(vectors, rows[missing], cols[missing])
-    words_matrix, entity_matrix = _tfidf_matrices(texts)
     lexical = sparse_pair_products(words_matrix, rows, cols)
     entity = sparse_pair_products(entity_matrix, rows, cols)
     jaccard = np.zeros(len(rows), dtype=np.float32)
@@ -299,12 +313,21 @@ def build_graph(
     return graph
 
 
-def _candidates(vectors: np.ndarray, near_duplicates: NearDuplicates, config: ClusterConfig) -> tuple[np.ndarray, ...]:
+def _candidates(
+    vectors: np.ndarray,
+    near_duplicates: NearDuplicates,
+    config: ClusterConfig,
+    search: Future[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[np.ndarray, ...]:
     """The candidate pairs, each once as a key `low·n + high` (sorted), and the cosine of those the neighbour
     search scored (NaN for the others). Its own function: the neighbour lists and the keys before
     deduplication (half a gigabyte at 200k items) are gone before the pair signals are computed."""
     n = len(vectors)
-    neighbours, neighbour_sims = nearest_neighbours(vectors, config.neighbours, config.exact_neighbours_up_to)
+    if search is None:
+        neighbours, neighbour_sims = nearest_neighbours(vectors, config.neighbours, config.exact_neighbours_up_to)
+    else:
+        neighbours, neighbour_sims = search.result()
+        del search
     rows = np.concatenate([np.repeat(np.arange(n), neighbours.shape[1]), near_duplicates.pairs[:, 0]])
     cols = np.concatenate([neighbours.ravel(), near_duplicates.pairs[:, 1]])
     known = np.concatenate([neighbour_sims.ravel(), np.full(len(near_duplicates.pairs), np.nan, dtype=np.float32)])
@@ -479,11 +502,16 @@ def _top_per_row(full: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarra
 
 
 def item_evidence(
-    items: list[Any], vectors: np.ndarray, near_duplicates: NearDuplicates, config: ClusterConfig
+    items: list[Any],
+    vectors: np.ndarray,
+    near_duplicates: NearDuplicates,
+    config: ClusterConfig,
+    neighbours: Future[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> EvidenceGraph:
-    """The evidence stage over articles (`pipeline.records.Article`): their event dates, then the graph."""
+    """The evidence stage over articles (`pipeline.records.Article`): their event dates, then the graph
+    (`neighbours`: the vectors' neighbour search, when already under way)."""
     hours = np.array([a.published_at.timestamp() / 3600 if a.published_at else np.nan for a in items])
     dates = date_evidence(
         [a.text for a in items], [a.published_at for a in items], config.time_scale_hours / 24, [a.title for a in items]
     )
-    return build_graph([a.content for a in items], vectors, hours, near_duplicates, config, dates)
+    return build_graph([a.content for a in items], vectors, hours, near_duplicates, config, dates, neighbours)

@@ -73,3 +73,25 @@ def test_exact_neighbours_are_the_brute_force_top_k_without_self_even_among_copi
     for copy in (0, 300, 305):  # the copies of item 0: each one's two others come first
         assert set(found[copy, :2]) == {0, 300, 305} - {copy}
     assert exact_neighbours(vectors[:1], 7)[0].shape == (1, 0)
+
+
+def test_a_neighbour_search_run_beside_other_work_gives_the_graph_of_one_run_in_line() -> None:
+    from dataclasses import replace
+
+    from pipeline.config import ClusterConfig, NearDuplicateConfig
+    from pipeline.dedup import find_near_duplicates
+    from pipeline.similarity import build_graph, neighbours_in_background
+
+    rng = np.random.default_rng(6)
+    vectors = rng.normal(size=(400, 24)).astype(np.float32)
+    vectors = np.concatenate([vectors, vectors[:20]])  # wire copies: the HNSW path's copy rows too
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    words = ["fire", "vote", "storm", "trial", "match", "summit", "strike", "quake"]
+    texts = [f"{words[i % 8]} in town {i % 50} on day {i % 7}" for i in range(420)]
+    near = find_near_duplicates(texts, texts, NearDuplicateConfig())
+    for config in (ClusterConfig(), replace(ClusterConfig(), exact_neighbours_up_to=100)):  # exact, then HNSW
+        hours = np.full(len(texts), np.nan)
+        in_line = build_graph(texts, vectors, hours, near, config)
+        beside = build_graph(texts, vectors, hours, near, config, neighbours=neighbours_in_background(vectors, config))
+        for field in ("rows", "cols", "embedding", "similarity", "density"):
+            assert np.array_equal(getattr(in_line, field), getattr(beside, field)), field

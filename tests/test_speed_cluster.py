@@ -49,12 +49,17 @@ def test_attach_noise_matches_the_one_at_a_time_rule():
         assert np.array_equal(mine, expected)
 
 
-def test_projection_is_the_product_row_by_row():
+def test_projection_is_the_product_row_by_row_and_equal_for_copies():
     rng = np.random.default_rng(2)
     for n in (1, 100, 8192, 20001):
         vectors = rng.normal(size=(n, 48)).astype(np.float32)
         direction = rng.normal(size=48)
-        assert np.array_equal(_projection(vectors, direction), vectors.astype(np.float64) @ direction)
+        got = _projection(vectors, direction)
+        assert np.array_equal(got, np.einsum("ij,j->i", vectors.astype(np.float64), direction))
+        assert np.allclose(got, vectors.astype(np.float64) @ direction, rtol=0, atol=1e-9)
+        # A copy projects exactly as its original, wherever the blocks put either (copies are found so).
+        doubled = _projection(np.vstack([vectors, vectors[::-1]]), direction)
+        assert np.array_equal(doubled[:n], doubled[n:][::-1])
 
 
 def test_top_per_row_matches_one_sort_of_all_entries():
