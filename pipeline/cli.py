@@ -236,6 +236,7 @@ def eval_command(gold: str, as_json: bool, db: str | None, config_path: str | No
 _TIME_WORDS = {
     "text": "dates its text names",
     "publication": "its publication date",
+    "neighbour": "none of its own: the dates of the dated report most like it, as mentions",
     "none": "none, neutral on time",
 }
 

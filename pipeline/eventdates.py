@@ -102,7 +102,9 @@ def mentioned_dates(text: str, published: date | None) -> list[date]:
     return found
 
 
-TIME_SOURCES = ("publication", "text", "none")  # which evidence fixed an item's event time, for `explain` and the store
+# Which evidence fixed an item's event time, for `explain` and the store; "neighbour": it had none, and took the
+# dates of the dated report most like it (`pipeline.timeline.borrowed_dates`).
+TIME_SOURCES = ("publication", "text", "neighbour", "none")
 
 
 class ItemDates(NamedTuple):

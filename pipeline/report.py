@@ -316,6 +316,7 @@ def _members(story: StoryView, open_: bool) -> str:
 _TIME_EVIDENCE = {
     "text": ' <span class="muted">from its text</span>',
     "publication": ' <span class="muted">publication date</span>',
+    "neighbour": ' <span class="muted">from the dated report most like it</span>',
     "none": '<span class="muted">no date: neutral on time</span>',
 }
 

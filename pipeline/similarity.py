@@ -33,7 +33,7 @@ from scipy import sparse
 from pipeline.config import ClusterConfig
 from pipeline.dedup import NearDuplicates
 from pipeline.eventdates import DateEvidence, date_evidence
-from pipeline.timeline import date_agreement
+from pipeline.timeline import borrowed_dates, date_agreement
 
 _TOKEN = re.compile(r"[^\W\d_][\w'’.-]*[^\W_]|\d[\d,.]*\d|\d|[^\W\d_]", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
@@ -292,6 +292,11 @@ def build_graph(
     richness = np.minimum(1.0, words / config.full_text_words)
     pair_richness = (richness[rows], richness[cols])
     weight = lexical_share(pair_richness, config).astype(np.float32)
+
+    def content_alone() -> np.ndarray:  # the pair scores without time: which dated report an undated one is most like
+        return pair_score(embedding, lexical, entity, pair_richness, np.ones(len(rows)), config, jaccard)
+
+    dates = borrowed_dates(dates, rows, cols, content_alone, config.merge_similarity)
     time_factor = date_agreement(dates, rows, cols)
     similarity = pair_score(embedding, lexical, entity, pair_richness, time_factor, config, jaccard).astype(np.float32)
 

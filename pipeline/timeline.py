@@ -1,7 +1,8 @@
 """Time as evidence: the one place for how time enters the stories.
 
 - When an item's event happened (`pipeline.eventdates`): the dates its text names, resolved against its
-  publication date where it has one, else its publication date; an item without any is neutral on time.
+  publication date where it has one, else its publication date. An item without any takes the dates of the
+  report most like it when that one is dated (`borrowed_dates`), else it is neutral on time.
 - How well two reports' events agree (`date_agreement`): a factor of the pair score, never a gate. A
   follow-up published weeks later that names the event's date agrees with the first reports; a report
   whose only date is its publication date agrees with reports of the same days only.
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime
 from itertools import chain
 from typing import TYPE_CHECKING
@@ -46,6 +49,42 @@ def merge_steps(hours: np.ndarray, fixed: np.ndarray, step_minutes: float) -> np
         _, steps[dated] = np.unique(np.floor(hours[dated] * 60.0 / step_minutes), return_inverse=True)
         steps[new[np.isnan(hours[new])]] = steps[dated].max() + 1
     return steps
+
+
+def borrowed_dates(
+    dates: DateEvidence, rows: np.ndarray, cols: np.ndarray, untimed: Callable[[], np.ndarray], bar: float
+) -> DateEvidence:
+    """The evidence with each item that has no date at all given, as mentions, the dates of its most similar
+    dated candidate whose pair passes `bar` on content alone (pairs `rows`-`cols`, scored by `untimed()`,
+    called only when some item lacks a date and another has one); its source becomes "neighbour".
+
+    The dated report most like an undated one is the likeliest report of its event. Left neutral on time,
+    an undated report agreed with every stage of a saga at once and bridged them: with every third date
+    removed, Cuomo's harassment report (Aug 3) and his resignation (Aug 10) became one story through their
+    undated reports. Lent dates count as mentions (`DateEvidence.mention`): compared with the reports' own
+    dates, never with another report's lent or named-only dates, so two undated reports of one event that
+    borrowed from two look-alike events (undated ECB+ reports among dated headlines) are not set apart.
+    """
+    undated = ~dates.known.any(axis=1)
+    if not undated.any() or undated.all():
+        return dates
+    scores = untimed()
+    item, other, score = np.r_[rows, cols], np.r_[cols, rows], np.r_[scores, scores]
+    keep = undated[item] & ~undated[other] & (score >= bar)
+    if not keep.any():
+        return dates
+    item, other, score = item[keep], other[keep], score[keep]
+    order = np.lexsort((other, -score, item))  # per item: the most similar first, ties to the smaller index
+    item, other = item[order], other[order]
+    best = np.r_[True, item[1:] != item[:-1]]
+    borrower, lender = item[best], other[best]
+    source = np.arange(len(undated))
+    source[borrower] = lender
+    sources, kind = list(dates.sources), dates.kind.copy()
+    for i in borrower.tolist():
+        sources[i] = "neighbour"
+    kind[borrower] = dates.kind.max() + 1 + dates.kind[lender]  # the lender's dates, but as mentions
+    return replace(dates.rows(source), mention=dates.mention, sources=sources, kind=kind)
 
 
 def date_agreement(dates: DateEvidence, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

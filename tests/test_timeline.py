@@ -76,3 +76,31 @@ def test_a_story_is_found_by_the_rarest_names_most_of_its_reports_give() -> None
     assert {"malone", "burbank", "marriott"} <= set(names)
     assert "nguyen" not in names  # one report of three names him
     assert "thursday" not in names  # capitalised, but not a name: it weighs little and only one report has it
+
+
+def test_an_undated_report_takes_as_mentions_the_dates_of_the_dated_report_most_like_it() -> None:
+    from pipeline.timeline import borrowed_dates
+
+    day = START
+    published = [day, day + timedelta(days=7), None, None, None, None]
+    dates = date_evidence([""] * 6, published, 2.0)
+    # Candidate pairs and their scores on content alone: 2 is most like 1 of the dated, 3 like 4 (undated) and
+    # then 0, 5 like nothing that passes; 4's only dated candidate is 3's lender's week, below the bar.
+    rows = np.array([0, 1, 0, 3, 0, 5, 4])
+    cols = np.array([2, 2, 3, 4, 5, 1, 1])
+    scores = np.array([0.5, 0.8, 0.6, 0.9, 0.2, 0.3, 0.1])
+    calls = []
+    lent = borrowed_dates(dates, rows, cols, lambda: calls.append(1) or scores, bar=0.33)
+    assert lent.sources[:2] == dates.sources[:2] and lent.sources[2:] == ["neighbour", "neighbour", "none", "none"]
+    assert lent.item_dates[2] == dates.item_dates[1] and lent.item_dates[3] == dates.item_dates[0]
+    assert not lent.known[4:].any() and lent.mention.tolist() == dates.mention.tolist()
+    # A borrower agrees with its lender and, as the lender does, not with the other week; two borrowers are
+    # never compared (mentions), however far apart their lenders.
+    agreement = date_agreement(lent, np.array([2, 2, 1, 2]), np.array([1, 0, 0, 3]))
+    assert agreement[0] == 1.0 and agreement[1] == agreement[2] < 1.0 and agreement[3] == 1.0
+    assert calls == [1]
+    # Nothing to lend or nobody to lend to: the same evidence, and the scores never computed.
+    for everyone in ([day, day], [None, None]):
+        alone = date_evidence(["", ""], everyone, 2.0)
+        assert borrowed_dates(alone, np.array([0]), np.array([1]), lambda: calls.append(1) or np.ones(1), 0.33) is alone
+    assert calls == [1]

@@ -159,6 +159,12 @@ MIGRATIONS: list[tuple[str, str | Callable[[Any], None]]] = [
         "story tables without primary-key indexes: each checkpoint wrote the whole index anew (0.2 s a run at 200k stories)",
         lambda db: _without_primary_key(db, ["stories", "story_members"]),
     ),
+    (
+        "time evidence lent: an undated report takes the dates of the dated report most like it",
+        """
+        COMMENT ON COLUMN story_members.time_evidence IS 'Which evidence fixed its event time: text (dates its text names), publication (its publication date alone), neighbour (no date of its own: the dates of the dated report most like it, as mentions) or none (no date: neutral on time)';
+        """,
+    ),
 ]
 
 
