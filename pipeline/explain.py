@@ -137,7 +137,7 @@ def _explain(
             "date agreement",
             _round(pair_graph.time_factor[k]),
             f"multiplies the score: how near each one's event lies to the other's dates (more than "
-            f"{rules.time_scale_hours:g} h apart lowers it; no date: 1)",
+            f"{rules.time_scale_hours:g} h apart lowers it; no date, none borrowed: 1)",
         ),
         Signal(
             "pair similarity",
