@@ -20,8 +20,8 @@ from __future__ import annotations
 import functools
 import gc
 import re
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -37,6 +37,9 @@ from pipeline.timeline import borrowed_dates, date_agreement
 
 _TOKEN = re.compile(r"[^\W\d_][\w'’.-]*[^\W_]|\d[\d,.]*\d|\d|[^\W\d_]", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
+
+# A neighbour search under way (`neighbours_in_background`): called, it waits and hands over the lists once.
+NeighbourSearch = Callable[[], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -154,8 +157,10 @@ def nearest_neighbours(vectors: np.ndarray, k: int, exact_up_to: int = 10000) ->
     return exact_neighbours(vectors, k)
 
 
-def neighbours_in_background(vectors: np.ndarray, config: ClusterConfig) -> Future[tuple[np.ndarray, np.ndarray]]:
-    """`nearest_neighbours` of a batch on a thread of its own, started before the work that does not need them.
+def neighbours_in_background(vectors: np.ndarray, config: ClusterConfig) -> NeighbourSearch:
+    """`nearest_neighbours` of a batch on a thread of its own, started before the work that does not need them;
+    the function returned waits for the lists and hands them over, once, keeping no reference to them (70 MB at
+    200k items, gone before the pair signals are computed, as from a search in line).
 
     faiss builds and searches its graph without holding the GIL, so on a second core the HNSW build (7 s at
     200k items, on one thread so that the graph never depends on the thread count) runs while this thread
@@ -163,9 +168,10 @@ def neighbours_in_background(vectors: np.ndarray, config: ClusterConfig) -> Futu
     """
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neighbours")
     try:
-        return executor.submit(nearest_neighbours, vectors, config.neighbours, config.exact_neighbours_up_to)
+        pending = [executor.submit(nearest_neighbours, vectors, config.neighbours, config.exact_neighbours_up_to)]
     finally:
         executor.shutdown(wait=False)  # the thread ends with its one search
+    return lambda: pending.pop().result()
 
 
 def approximate_neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +269,7 @@ def build_graph(
     near_duplicates: NearDuplicates,
     config: ClusterConfig,
     dates: DateEvidence | None = None,
-    neighbours: Future[tuple[np.ndarray, np.ndarray]] | None = None,
+    neighbours: NeighbourSearch | None = None,
 ) -> EvidenceGraph:
     """Candidate pairs and their evidence for one batch (`timestamps` in hours, NaN when unknown).
 
@@ -322,7 +328,7 @@ def _candidates(
     vectors: np.ndarray,
     near_duplicates: NearDuplicates,
     config: ClusterConfig,
-    search: Future[tuple[np.ndarray, np.ndarray]] | None = None,
+    search: NeighbourSearch | None = None,
 ) -> tuple[np.ndarray, ...]:
     """The candidate pairs, each once as a key `low·n + high` (sorted), and the cosine of those the neighbour
     search scored (NaN for the others). Its own function: the neighbour lists and the keys before
@@ -331,8 +337,7 @@ def _candidates(
     if search is None:
         neighbours, neighbour_sims = nearest_neighbours(vectors, config.neighbours, config.exact_neighbours_up_to)
     else:
-        neighbours, neighbour_sims = search.result()
-        del search
+        neighbours, neighbour_sims = search()
     rows = np.concatenate([np.repeat(np.arange(n), neighbours.shape[1]), near_duplicates.pairs[:, 0]])
     cols = np.concatenate([neighbours.ravel(), near_duplicates.pairs[:, 1]])
     known = np.concatenate([neighbour_sims.ravel(), np.full(len(near_duplicates.pairs), np.nan, dtype=np.float32)])
@@ -511,7 +516,7 @@ def item_evidence(
     vectors: np.ndarray,
     near_duplicates: NearDuplicates,
     config: ClusterConfig,
-    neighbours: Future[tuple[np.ndarray, np.ndarray]] | None = None,
+    neighbours: NeighbourSearch | None = None,
 ) -> EvidenceGraph:
     """The evidence stage over articles (`pipeline.records.Article`): their event dates, then the graph
     (`neighbours`: the vectors' neighbour search, when already under way)."""
