@@ -13,6 +13,14 @@ picks (provenance in `bench/labels/README.md`). Each gold story of two or more t
 - `best member title`: the member title nearest the label (by token F1, and by cosine): the upper bound of
   any chooser that picks a member title.
 
+`ranker fitted here` is no rule anyone can ship: it measures how far choosing can go on this set's labels. A
+pairwise logistic ranker over what a chooser can know of each title (the chooser's agreement, fit, coverage,
+precision and style penalty; its length and distance from the story's median length; its member's centrality;
+the title's cosine to the centroid of the story's titles and to the centroid of its contents) is fitted on four
+fifths of the set's stories against the labels (token F1, or cosine) and picks in the fifth left out (5 folds).
+Where even it stays far below `best member title`, that bound is chance among a story's few titles, not a
+better choice left untaken.
+
 Token F1: the harmonic mean of the shares of the pick's and the label's lower-cased word tokens that the
 other has (each token counted as often as it occurs). Cosine: of the all-MiniLM-L6-v2 vectors of the pick and
 the label. Both averaged over the stories of each set. Every rule picks among the same member titles, with
@@ -26,6 +34,7 @@ import argparse
 import json
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +43,8 @@ import numpy as np
 from bench.common import machine, markdown_table, write_results
 
 LABELS = Path(__file__).parent / "labels"
-RULES = ("storyclust", "first", "shortest", "title centroid", "best member title")
+RULES = ("storyclust", "first", "shortest", "title centroid", "ranker fitted here", "best member title")
+FOLDS = 5
 _WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
 
 
@@ -82,9 +92,21 @@ def gold_stories(folder: Path) -> dict[str, list[Any]]:
     return stories
 
 
-def picks(members: list[Any], label: str, embed: Any) -> dict[str, str]:
-    """The headline each rule picks for one story."""
-    from pipeline.headline import HeadlineCandidate, choose_headline, without_site_name
+@dataclass(frozen=True)
+class TitleChoices:
+    """One story's titles as the fitted ranker sees them: a row of `FEATURES` each, and each one's token F1 and
+    cosine to the label."""
+
+    features: np.ndarray
+    token_f1: np.ndarray
+    cosine: np.ndarray
+
+
+def picks(members: list[Any], label: str, embed: Any) -> tuple[dict[str, str], TitleChoices]:
+    """The headline each rule picks for one story, and its titles for the fitted ranker."""
+    from dataclasses import replace
+
+    from pipeline.headline import HeadlineCandidate, choose_headline, title_scores, without_site_name
 
     titled = [a for a in members if a.title]
     # Every rule picks among the same titles, trailing site names removed as the chooser removes them.
@@ -98,7 +120,7 @@ def picks(members: list[Any], label: str, embed: Any) -> dict[str, str]:
     title_vectors = embed(titles)
     centre = title_vectors.mean(axis=0)
     label_vector = embed([label])[0]
-    return {
+    chosen = {
         "storyclust": choose_headline(candidates, contents).text,
         "first": titles[0],
         "shortest": min(titles, key=lambda t: len(t.split())),
@@ -106,24 +128,84 @@ def picks(members: list[Any], label: str, embed: Any) -> dict[str, str]:
         "best member title": max(titles, key=lambda t: token_f1(t, label)),
         "best member title (cosine)": titles[int(np.argmax(title_vectors @ label_vector))],
     }
+    centrality = contents @ contents.mean(axis=0)
+    scores = title_scores([replace(c, title=clean[c.title]) if c.title else c for c in candidates], centrality.tolist())
+    titled_rows = [i for i, a in enumerate(members) if a.title]
+    words = np.array([len(t.split()) for t in titles], dtype=float)
+    features = np.column_stack(
+        [
+            [scores[i].agreement for i in titled_rows],
+            [scores[i].fit for i in titled_rows],
+            [scores[i].coverage for i in titled_rows],
+            [scores[i].precision for i in titled_rows],
+            [-len(scores[i].problems) for i in titled_rows],  # log2 of the chooser's style factor
+            words / 10,
+            np.abs(words - np.median(words)) / 10,
+            centrality[titled_rows],
+            title_vectors @ centre,
+            title_vectors @ contents.mean(axis=0),
+        ]
+    )
+    targets = np.array([token_f1(t, label) for t in titles]), title_vectors @ label_vector
+    return chosen, TitleChoices(features, *targets)
+
+
+def fitted_ranker_picks(stories: list[TitleChoices], target: str) -> list[int]:
+    """The title (index) of each story that a pairwise logistic ranker picks, fitted on the other folds' stories
+    against `target` ("token_f1" or "cosine"): of two titles of a story, the one clearly nearer the label (by
+    more than 0.05) should score higher."""
+    from itertools import permutations
+
+    from sklearn.linear_model import LogisticRegression
+
+    chosen = [0] * len(stories)
+    order = np.random.default_rng(0).permutation(len(stories))
+    for fold in np.array_split(order, FOLDS):
+        held_out = set(fold.tolist())
+        differences = []
+        for k, story in enumerate(stories):
+            if k not in held_out:
+                nearness = getattr(story, target)
+                differences += [
+                    story.features[a] - story.features[b]
+                    for a, b in permutations(range(len(nearness)), 2)
+                    if nearness[a] > nearness[b] + 0.05
+                ]
+        if not differences:
+            continue
+        wins = np.array(differences)
+        scale = wins.std(axis=0) + 1e-9
+        pairs = np.concatenate([wins, -wins]) / scale
+        outcome = np.r_[np.ones(len(wins)), np.zeros(len(wins))]
+        weights = LogisticRegression(fit_intercept=False, max_iter=5000).fit(pairs, outcome).coef_[0] / scale
+        for k in held_out:
+            chosen[k] = int(np.argmax(stories[k].features @ weights))
+    return chosen
 
 
 def measure_set(name: str, folder: Path, labels: dict[tuple[str, str], str], embed: Any) -> dict[str, Any]:
     scores: dict[str, list[tuple[float, float]]] = defaultdict(list)
     rows = []
+    choices = []
     for story, members in sorted(gold_stories(folder).items()):
         label = labels.get((name, story))
         if label is None or sum(1 for a in members if a.title) < 2:
             continue
-        chosen = picks(members, label, embed)
+        chosen, titles = picks(members, label, embed)
         vectors = embed([label, *chosen.values()])
         cosines = dict(zip(chosen, (vectors[1:] @ vectors[0]).tolist(), strict=True))
         for rule, pick in chosen.items():
             scores[rule].append((token_f1(pick, label), cosines[rule]))
         rows.append({"story": story, "label": label, **chosen})
+        choices.append(titles)
     best_cosine = [cosine for _, cosine in scores.pop("best member title (cosine)")]
     means = {rule: [float(np.mean([s[k] for s in values])) for k in (0, 1)] for rule, values in scores.items()}
     means["best member title"][1] = float(np.mean(best_cosine))
+    by_f1, by_cosine = (fitted_ranker_picks(choices, target) for target in ("token_f1", "cosine"))
+    means["ranker fitted here"] = [
+        float(np.mean([c.token_f1[k] for c, k in zip(choices, by_f1, strict=True)])),
+        float(np.mean([c.cosine[k] for c, k in zip(choices, by_cosine, strict=True)])),
+    ]
     return {"set": name, "stories": len(rows), "means": means, "picks": rows}
 
 
