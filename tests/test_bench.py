@@ -133,6 +133,23 @@ def test_token_f1_counts_shared_word_tokens_case_and_punctuation_aside() -> None
     assert token_f1("", "anything") == 0.0
 
 
+def test_fitted_ranker_learns_the_feature_that_tells_the_nearest_title_and_picks_out_of_fold() -> None:
+    import numpy as np
+
+    from bench.labels import TitleChoices, fitted_ranker_picks
+
+    rng = np.random.default_rng(3)
+    stories = []
+    for _ in range(40):  # three titles each: feature 1 says which is nearest the label, feature 0 is noise
+        noise, signal = rng.random(3), rng.permutation(3).astype(float)
+        nearness = signal / 2
+        stories.append(TitleChoices(np.column_stack([noise, signal]), nearness, nearness))
+    for target in ("token_f1", "cosine"):
+        assert fitted_ranker_picks(stories, target) == [int(np.argmax(s.features[:, 1])) for s in stories]
+    flipped = [TitleChoices(s.features, -s.token_f1, -s.cosine) for s in stories]  # now the lowest is nearest
+    assert fitted_ranker_picks(flipped, "token_f1") == [int(np.argmin(s.features[:, 1])) for s in stories]
+
+
 def test_intake_writes_a_gzipped_spool_and_a_warc_that_read_back(tmp_path: Path) -> None:
     from bench.intake import article_pages, write_big_jsonl_gz, write_big_warc_gz
     from pipeline.config import InputConfig
