@@ -16,6 +16,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q pipeline  # bytecode now: where PYTHONDONTWRITEBYTECODE is set, runs never write it
 	touch $(STAMP)
 
 # The report test opens a real page in headless Chromium: the Debian package, installed once (root, or sudo).
