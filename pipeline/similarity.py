@@ -49,8 +49,6 @@ class ItemFeatures:
     vectors: np.ndarray
     words: sparse.csr_matrix
     entities: sparse.csr_matrix
-    # How far an item's words and names count (`lexical_share`, the cohesion rule's body): its share of
-    # `full_text_words`, and 1 for an item without any time evidence (see `build_graph`).
     richness: np.ndarray
     timestamps: np.ndarray  # publication, hours (NaN: unknown): the order of the news and the story window
     dates: DateEvidence  # the dates each item's event may have (`pipeline.eventdates`)
@@ -299,18 +297,12 @@ def build_graph(
     words = np.array([len(t.split()) for t in texts], dtype=np.float32)
     richness = np.minimum(1.0, words / config.full_text_words)
     pair_richness = (richness[rows], richness[cols])
+    weight = lexical_share(pair_richness, config).astype(np.float32)
 
     def content_alone() -> np.ndarray:  # the pair scores without time: which dated report an undated one is most like
         return pair_score(embedding, lexical, entity, pair_richness, np.ones(len(rows)), config, jaccard)
 
     dates = borrowed_dates(dates, rows, cols, content_alone, config.merge_similarity)
-    # An item with no time evidence at all (no date of its own, none in its text, none lent) counts as full text:
-    # with nothing to tell two events of one topic apart by when, its words and names are the evidence left.
-    untimed = np.array([source == "none" for source in dates.sources], dtype=bool)
-    if untimed.any():
-        richness[untimed] = 1.0
-        pair_richness = (richness[rows], richness[cols])
-    weight = lexical_share(pair_richness, config).astype(np.float32)
     time_factor = date_agreement(dates, rows, cols)
     similarity = pair_score(embedding, lexical, entity, pair_richness, time_factor, config, jaccard).astype(np.float32)
 
