@@ -176,3 +176,17 @@ def test_story_rows_of_one_item_read_as_the_product_lists_them():
         VectorRows(vectors, membership).take(stories).view(np.uint32), (membership @ vectors)[stories].view(np.uint32)
     )
     assert StoryRows  # built from these by `StoryRows.of_groups`
+
+
+def test_symmetric_components_number_the_components_as_the_undirected_search_does() -> None:
+    from scipy.sparse.csgraph import connected_components
+
+    from pipeline.cluster.cores import symmetric_components
+
+    rng = np.random.default_rng(5)
+    for size in (0, 1, 7, 60):
+        for density in (0.0, 0.02, 0.1):
+            upper = sparse.random(size, size, density=density, random_state=rng, format="csr")
+            matrix = (upper + upper.T).tocsr()
+            expected = connected_components(matrix, directed=False)[1] if size else np.zeros(0, dtype=np.int64)
+            assert symmetric_components(matrix).tolist() == expected.tolist()

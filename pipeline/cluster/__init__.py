@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.cluster.cohesion import StoryPairEvidence, story_pair_evidence
-from pipeline.cluster.cores import cohesive_cores, density_cores
+from pipeline.cluster.cores import cohesive_cores, density_cores, relabel
 from pipeline.cluster.groupsums import GroupSums, member_fit
 from pipeline.cluster.linkage import merge_in_time_order
 from pipeline.config import ClusterConfig
@@ -64,11 +64,3 @@ def cluster(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarray | Non
         _, pieces = np.unique(cores * (steps.max() + 1) + steps, return_inverse=True)  # cores cut at step edges
         merged, merges = merge_in_time_order(graph, single, pieces, steps, config)
     return Clustering(labels=relabel(merged), cores=int(cores.max(initial=-1) + 1), attached=attached, merges=merges)
-
-
-def relabel(labels: np.ndarray) -> np.ndarray:
-    """Labels 0..k-1 in order of each story's first item, so output is deterministic."""
-    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), dtype=np.int64)
-    rank[np.argsort(first)] = np.arange(len(first))
-    return rank[inverse]

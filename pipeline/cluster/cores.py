@@ -25,8 +25,8 @@ def density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarray
     distance = graph.matrix(np.maximum(1e-6, 2.0 - 2.0 * np.clip(graph.density, 0.0, 1.0)))
     free_index = np.flatnonzero(free)
     free_distance = _among(distance, free_index)
-    count, component = connected_components(free_distance, directed=False)
-    sizes = np.bincount(component, minlength=count)
+    component = symmetric_components(free_distance)
+    sizes = np.bincount(component)
     for inside in members_by_part(component, sizes > config.min_cluster_size):
         found = sparse_hdbscan(
             _among(free_distance, inside), config.min_cluster_size, config.min_samples, selection="leaf"
@@ -41,6 +41,23 @@ def density_cores(graph: EvidenceGraph, config: ClusterConfig, fixed: np.ndarray
     noise = np.flatnonzero(labels < 0)
     labels[noise] = next_label + np.arange(len(noise))
     return labels, attached
+
+
+def symmetric_components(matrix: sparse.csr_matrix) -> np.ndarray:
+    """The connected components of a symmetric matrix's graph, numbered as `connected_components(matrix,
+    directed=False)` numbers them (in order of their first item). As a directed graph its strong components
+    are the same sets, and scipy finds those without the transposed copy it makes of an undirected graph
+    (1.6 s of fresh memory at 200k items, for a transpose equal to the matrix)."""
+    _, component = connected_components(matrix, directed=True, connection="strong")
+    return relabel(component)
+
+
+def relabel(labels: np.ndarray) -> np.ndarray:
+    """Labels 0..k-1 in order of each label's first item, so output is deterministic."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inverse]
 
 
 def _among(matrix: sparse.csr_matrix, items: np.ndarray) -> sparse.csr_matrix:
