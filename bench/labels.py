@@ -94,8 +94,8 @@ def gold_stories(folder: Path) -> dict[str, list[Any]]:
 
 @dataclass(frozen=True)
 class TitleChoices:
-    """One story's titles as the fitted ranker sees them: a row of `FEATURES` each, and each one's token F1 and
-    cosine to the label."""
+    """One story's titles as the fitted ranker sees them: a row of features each (see the module docstring), and
+    each one's token F1 and cosine to the label."""
 
     features: np.ndarray
     token_f1: np.ndarray
