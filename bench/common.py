@@ -164,14 +164,15 @@ def uncapped_config(folder: Path) -> Path:
 
 
 def stage_totals(stderr: str) -> dict[str, dict[str, float]]:
-    """Seconds (summed) and peak memory (largest) per stage from a run's JSON log: a run over several time
+    """Seconds and CPU seconds (summed) and peak memory (largest) per stage from a run's JSON log: a run over several time
     partitions logs a stage once per partition."""
     stages: dict[str, dict[str, float]] = {}
     for line in stderr.splitlines():
         row = json.loads(line) if line.startswith("{") else {}
         if "seconds" in row:
-            total = stages.setdefault(row["stage"], {"seconds": 0.0, "peak_mb": 0.0})
+            total = stages.setdefault(row["stage"], {"seconds": 0.0, "cpu_seconds": 0.0, "peak_mb": 0.0})
             total["seconds"] = round(total["seconds"] + row["seconds"], 3)
+            total["cpu_seconds"] = round(total["cpu_seconds"] + row.get("cpu_seconds", 0.0), 3)
             total["peak_mb"] = max(total["peak_mb"], row.get("peak_mb") or 0.0)
     return stages
 

@@ -110,6 +110,7 @@ def bench_point(
         "cached_vectors": seeded,
         "stages": stages,
         "seconds_without_embedding": round(sum(v["seconds"] for v in other.values()), 2),
+        "cpu_seconds_without_embedding": round(sum(v["cpu_seconds"] for v in other.values()), 2),
         "peak_mb_without_embedding": max(v["peak_mb"] for v in other.values()),
         "process_seconds": result.seconds,
         "process_peak_mb": result.peak_mb,
@@ -187,12 +188,20 @@ def closed_story_search(stored: Path, later: list[dict], work: Path) -> dict[str
 def render(result: dict[str, Any]) -> str:
     points = result["points"]
     names = list(points[0]["stages"])
-    header = ["items", *[f"{s} s" for s in names], "all but embed s", "peak MB (process)", "db MB"]
+    header = [
+        "items",
+        *[f"{s} s" for s in names],
+        "all but embed s",
+        "all but embed CPU s",
+        "peak MB (process)",
+        "db MB",
+    ]
     rows = [
         [
             p["items"],
             *[p["stages"].get(s, {}).get("seconds") for s in names],
             p["seconds_without_embedding"],
+            p.get("cpu_seconds_without_embedding"),
             p["process_peak_mb"],
             p["database_mb"],
         ]
@@ -216,6 +225,9 @@ def render(result: dict[str, Any]) -> str:
             f"{first['seconds_without_embedding']:.1f} s -> {last['seconds_without_embedding']:.1f} s "
             f"(x{growth:.1f}); peak memory at {last['items']}: {last['process_peak_mb']:.0f} MB for the whole process "
             "(reading the cached vectors included).",
+            f"CPU seconds are the process's, all its threads (the neighbour search runs beside the evidence stage): "
+            f"on {info['cpus']} CPUs no schedule of the same work ends sooner than CPU seconds / {info['cpus']}, "
+            f"{last['cpu_seconds_without_embedding'] / max(info['cpus'] or 1, 1):.1f} s at {last['items']} items.",
             f"Database size (the file and its segments: articles, stories, members, both caches): {last['database_mb_per_100k_articles']:.0f} MB "
             "per 100k headline-only articles.",
             *_search_lines(result.get("closed_story_search")),

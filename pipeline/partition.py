@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.assign import StoryPlan, assign_stories
 from pipeline.config import Config
 from pipeline.records import Article, StoryOrigin
-from pipeline.stage import release_free_memory
+from pipeline.stage import cpu_seconds_since, release_free_memory
 
 
 def time_partitions(articles: list[Article], size: int) -> list[list[int]]:
@@ -66,10 +66,12 @@ def cluster_partition(part: PartitionInput, config: Config) -> PartitionResult:
     items, n = part.items, len(part.items)
 
     def timed(name: str, counters: Any, compute: Any, *args: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         value = compute(*args)
         release_free_memory()
-        result.stages.append((name, time.perf_counter() - start, counters(value), n))
+        result.stages.append(
+            (name, time.perf_counter() - start, {**counters(value), "cpu_seconds": cpu_seconds_since(cpu)}, n)
+        )
         return value
 
     # The neighbour search needs only the vectors: it runs on the other core through the near-duplicate search and

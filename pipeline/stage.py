@@ -119,6 +119,12 @@ def _libc_function(name: str) -> Any:
         return None
 
 
+def cpu_seconds_since(start: float) -> float:
+    """CPU seconds of this process, all its threads, since `time.process_time()` gave `start`: beside a stage's
+    wall seconds, how much of the machine it kept busy (over its wall seconds: the cores it used)."""
+    return round(time.process_time() - start, 3)
+
+
 class StageTimer:
     """Times stages and sums their seconds per name; each stage's counters go to the log callback."""
 
@@ -130,9 +136,10 @@ class StageTimer:
     def stage(self, name: str, items: int | None = None) -> Iterator[dict[str, Any]]:
         """Time a stage; with `items`, the log also gets its rate (items per second)."""
         counts: dict[str, Any] = {}
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         yield counts
         release_free_memory()  # counted in the stage: what it freed
+        counts["cpu_seconds"] = cpu_seconds_since(cpu)
         self.record(name, time.perf_counter() - start, counts, items)
 
     def record(self, name: str, seconds: float, counts: dict[str, Any], items: int | None = None) -> None:
