@@ -37,6 +37,7 @@ import numpy as np
 
 from pipeline.eventdates import CALENDAR_WORDS
 from pipeline.similarity import entity_tokens, term_weights
+from pipeline.stop_words import ENGLISH_STOP_WORDS
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _MIN_WORDS, _MAX_WORDS = 4, 40
@@ -141,20 +142,10 @@ def first_sentence(text: str, truncated: bool) -> tuple[str, bool]:
 @functools.lru_cache(maxsize=_TEXT_CACHE)
 def title_terms(text: str) -> frozenset[str]:
     """The content terms of a text: lower-cased words and numbers without stop words."""
-    stop_words = _stop_words()
     if text.isascii():  # lower-casing ASCII changes no word boundary: one call for the whole text
-        return frozenset(_TERM.findall(text.lower())).difference(stop_words)
+        return frozenset(_TERM.findall(text.lower())).difference(ENGLISH_STOP_WORDS)
     lowered = map(str.lower, _TERM.findall(text))
-    return frozenset(token for token in lowered if token not in stop_words)
-
-
-@functools.cache
-def _stop_words() -> frozenset[str]:
-    """scikit-learn's English stop words, imported when first needed (an import statement per title costs a
-    microsecond)."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return ENGLISH_STOP_WORDS
+    return frozenset(token for token in lowered if token not in ENGLISH_STOP_WORDS)
 
 
 _TERM = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]")

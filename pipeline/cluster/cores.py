@@ -4,7 +4,13 @@ of a core standing with the core as a whole (the merge rule), so density alone n
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 import warnings
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from scipy import sparse
@@ -113,16 +119,44 @@ def sparse_hdbscan(
     reach = np.maximum(upper.data, np.maximum(core[upper.row], core[upper.col]))
     tree = minimum_spanning_tree(sparse.csr_matrix((reach, (upper.row, upper.col)), shape=(n, n))).tocoo()
     # From here on exactly what hdbscan's sparse path does after its own spanning tree (its per-edge loop
-    # before that costs seconds at 200k items): edges by weight, single-linkage tree, condensed tree, labels.
-    from hdbscan.hdbscan_ import _tree_to_labels
-
+    # before that costs seconds at 200k items): edges by weight, single-linkage tree, then its `_tree_to_labels`
+    # with the default settings: condensed tree, stability, clusters.
     edges = np.column_stack([tree.row, tree.col, tree.data]).astype(np.float64)
     edges = edges[np.argsort(edges[:, 2], kind="stable")]
+    hdbscan_tree = compiled_hdbscan_tree()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tree = single_linkage_tree(edges)
-        labels, _, _ = _tree_to_labels(None, tree, min_cluster_size, cluster_selection_method=selection)[:3]
+        condensed = hdbscan_tree.condense_tree(single_linkage_tree(edges), min_cluster_size)
+        labels, _, _ = hdbscan_tree.get_clusters(condensed, hdbscan_tree.compute_stability(condensed), selection)
     return np.asarray(labels)
+
+
+_TREE_MODULE = "hdbscan._hdbscan_tree"
+
+
+def compiled_hdbscan_tree() -> ModuleType:
+    """hdbscan's compiled tree module (condensation, stability, cluster selection: numpy only), loaded without
+    the package: `import hdbscan` imports scikit-learn whole, 1.75 s of every run with new items. It is
+    registered under its own name, so an `import hdbscan` later in the process takes this module rather than
+    loading the extension twice; where it cannot be loaded alone, the package's import loads it."""
+    if _TREE_MODULE in sys.modules:
+        return sys.modules[_TREE_MODULE]
+    try:
+        package = importlib.util.find_spec("hdbscan")
+        folder = Path((package.submodule_search_locations or [""])[0]) if package else Path()
+        path = next(
+            folder / f"_hdbscan_tree{suffix}"
+            for suffix in EXTENSION_SUFFIXES
+            if (folder / f"_hdbscan_tree{suffix}").is_file()
+        )
+        spec = importlib.util.spec_from_file_location(_TREE_MODULE, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[_TREE_MODULE] = module
+        spec.loader.exec_module(module)
+        return module
+    except Exception:  # not where a wheel puts it: the package's own way
+        sys.modules.pop(_TREE_MODULE, None)
+        return importlib.import_module(_TREE_MODULE)
 
 
 def single_linkage_tree(edges: np.ndarray) -> np.ndarray:
