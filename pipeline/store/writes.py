@@ -90,15 +90,27 @@ class RunWrites(Database):
             db.unregister("new_articles")
         self.add_cached("vectors", model, vectors)
         self.add_cached("signatures", scheme, signatures)
-        for old, survivor in sorted(plan.merges.items()):
-            db.execute("UPDATE story_members SET story_id = ? WHERE story_id = ?", [survivor, old])
-            db.execute("UPDATE story_merges SET story_id = ? WHERE story_id = ?", [survivor, old])
-            db.execute("UPDATE story_reopenings SET story_id = ? WHERE story_id = ?", [survivor, old])
-            db.execute("INSERT INTO story_merges VALUES (?, ?, ?, ?)", [old, survivor, run_id, now])
+        if plan.merges:
+            # All merges at once, each statement over the table of them: a statement per merged story cost
+            # 27 s for the 3,254 merges of a 2,000-item run on a 218k-story store. The same rows as merge by
+            # merge: no survivor is absorbed in the same plan (each stored story is in one cluster), so no
+            # merge reads what another writes.
+            absorbed = sorted(plan.merges)
+            merged = pa.table({"old": absorbed, "survivor": [plan.merges[old] for old in absorbed]})
+            db.register("merged_stories", merged)
+            for table in ("story_members", "story_merges", "story_reopenings"):
+                db.execute(
+                    f"UPDATE {table} SET story_id = m.survivor FROM merged_stories m WHERE {table}.story_id = m.old"
+                )
             db.execute(
-                "UPDATE stories SET status = 'merged', merged_into = ?, updated_run_id = ?, updated_at = ? WHERE story_id = ?",
-                [survivor, run_id, now, old],
+                "INSERT INTO story_merges SELECT old, survivor, ?, ? FROM merged_stories ORDER BY old", [run_id, now]
             )
+            db.execute(
+                """UPDATE stories SET status = 'merged', merged_into = m.survivor, updated_run_id = ?, updated_at = ?
+                   FROM merged_stories m WHERE stories.story_id = m.old""",
+                [run_id, now],
+            )
+            db.unregister("merged_stories")
         if plan.members:
             members = plan.members.table()
             db.register("new_members", members)
