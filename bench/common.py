@@ -164,8 +164,8 @@ def uncapped_config(folder: Path) -> Path:
 
 
 def stage_totals(stderr: str) -> dict[str, dict[str, float]]:
-    """Seconds and CPU seconds (summed) and peak memory (largest) per stage from a run's JSON log: a run over several time
-    partitions logs a stage once per partition."""
+    """Seconds and CPU seconds (summed) and peak memory (largest) per stage from a run's JSON log: a run over
+    several time partitions logs a stage once per partition."""
     stages: dict[str, dict[str, float]] = {}
     for line in stderr.splitlines():
         row = json.loads(line) if line.startswith("{") else {}

@@ -34,7 +34,7 @@ import argparse
 import json
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +104,6 @@ class TitleChoices:
 
 def picks(members: list[Any], label: str, embed: Any) -> tuple[dict[str, str], TitleChoices]:
     """The headline each rule picks for one story, and its titles for the fitted ranker."""
-    from dataclasses import replace
-
     from pipeline.headline import HeadlineCandidate, choose_headline, title_scores, without_site_name
 
     titled = [a for a in members if a.title]

@@ -201,7 +201,7 @@ def render(result: dict[str, Any]) -> str:
             p["items"],
             *[p["stages"].get(s, {}).get("seconds") for s in names],
             p["seconds_without_embedding"],
-            p.get("cpu_seconds_without_embedding"),
+            p["cpu_seconds_without_embedding"],
             p["process_peak_mb"],
             p["database_mb"],
         ]
@@ -227,7 +227,7 @@ def render(result: dict[str, Any]) -> str:
             "(reading the cached vectors included).",
             f"CPU seconds are the process's, all its threads (the neighbour search runs beside the evidence stage): "
             f"on {info['cpus']} CPUs no schedule of the same work ends sooner than CPU seconds / {info['cpus']}, "
-            f"{last['cpu_seconds_without_embedding'] / max(info['cpus'] or 1, 1):.1f} s at {last['items']} items.",
+            f"{last['cpu_seconds_without_embedding'] / (info['cpus'] or 1):.1f} s at {last['items']} items.",
             f"Database size (the file and its segments: articles, stories, members, both caches): {last['database_mb_per_100k_articles']:.0f} MB "
             "per 100k headline-only articles.",
             *_search_lines(result.get("closed_story_search")),

@@ -142,8 +142,7 @@ def compiled_hdbscan_tree() -> ModuleType:
     if _TREE_MODULE in sys.modules:
         return sys.modules[_TREE_MODULE]
     try:
-        package = importlib.util.find_spec("hdbscan")
-        folder = Path((package.submodule_search_locations or [""])[0]) if package else Path()
+        folder = Path(importlib.util.find_spec("hdbscan").submodule_search_locations[0])
         path = next(
             folder / f"_hdbscan_tree{suffix}"
             for suffix in EXTENSION_SUFFIXES
